@@ -1,0 +1,174 @@
+//! SQL → what a statement touches and by which key: its kind, every distributed or reference
+//! table it reads or writes, how each is pinned by its distribution key, and what would stop it
+//! from running on several nodes. Read-only: plans and rewrites happen downstream.
+
+pub mod cache;
+pub mod classify;
+pub mod pins;
+pub mod scope;
+pub mod shape;
+
+use sqlparser::ast::Statement;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use crate::error::SgError;
+use crate::shardmap::ShardMap;
+
+pub use pins::{Pin, ValueSrc};
+
+/// What a statement is, as far as routing and session state care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Select { locking: bool },
+    Insert,
+    Update,
+    Delete,
+    CreateTable,
+    CreateIndex,
+    Drop,
+    AlterTable,
+    Truncate,
+    /// Other DDL: sent to every node when `all_nodes` (schemas, types, extensions, functions that
+    /// distributed tables may use), else to the default node.
+    OtherDdl { all_nodes: bool },
+    Begin,
+    Commit,
+    Rollback,
+    /// SAVEPOINT, RELEASE, ROLLBACK TO: inside a transaction, to every node it has touched.
+    TxnOther,
+    Set(classify::SetAction),
+    Show,
+    Explain { analyze: bool },
+    Copy,
+    /// Statements to run on every node (VACUUM, ANALYZE, CHECKPOINT, ...).
+    Maintenance,
+    /// Anything else: the default node.
+    Other,
+}
+
+impl Kind {
+    /// Whether running the statement changes data or schema (for the one-writer-node rule).
+    pub fn is_write(&self) -> bool {
+        !matches!(
+            self,
+            Kind::Select { locking: false }
+                | Kind::Show
+                | Kind::Set(_)
+                | Kind::Begin
+                | Kind::Commit
+                | Kind::Rollback
+                | Kind::TxnOther
+                | Kind::Explain { analyze: false }
+        )
+    }
+}
+
+/// One occurrence of a distributed or reference table.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub table: String,
+    pub pin: Pin,
+    /// In the FROM of the statement's main SELECT (or the target of an UPDATE/DELETE): rows from
+    /// several nodes can be concatenated only for such occurrences.
+    pub top: bool,
+}
+
+/// An INSERT ... VALUES into a distributed table.
+#[derive(Debug, Clone)]
+pub struct InsertSpec {
+    pub table: String,
+    /// Position of the key in the column list; None when the INSERT names no columns (the
+    /// table's own column order decides) .
+    pub key_index: Option<usize>,
+    /// Every value of every VALUES row; None where a value is not a constant.
+    pub rows: Vec<Vec<Option<ValueSrc>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub kind: Kind,
+    /// The statement's own text, as the client sent it (for multi-statement strings, this
+    /// statement's slice).
+    pub text: String,
+    pub ast: Option<Statement>,
+    pub accesses: Vec<Access>,
+    /// Touches tables the config does not list (they live on the default node).
+    pub touches_local: bool,
+    /// Pairs of accesses joined by equality of their distribution columns.
+    pub key_joins: Vec<(usize, usize)>,
+    /// Why the statement cannot simply be concatenated across nodes (aggregate, ORDER BY, ...).
+    pub needs_merge: Option<String>,
+    /// Why the statement cannot run across nodes at all (outer join preserving a reference
+    /// table, a distributed table inside a subquery, ...).
+    pub no_scatter: Option<String>,
+    pub insert: Option<InsertSpec>,
+    /// Known at analysis time to be refused.
+    pub refuse: Option<SgError>,
+    /// Tables named by DDL (CREATE/DROP/ALTER/TRUNCATE/CREATE INDEX).
+    pub ddl_tables: Vec<String>,
+    /// The inner statement of EXPLAIN.
+    pub explained: Option<Box<Stmt>>,
+}
+
+impl Stmt {
+    pub fn new(kind: Kind, text: &str) -> Stmt {
+        Stmt {
+            kind,
+            text: text.to_string(),
+            ast: None,
+            accesses: Vec::new(),
+            touches_local: false,
+            key_joins: Vec::new(),
+            needs_merge: None,
+            no_scatter: None,
+            insert: None,
+            refuse: None,
+            ddl_tables: Vec::new(),
+            explained: None,
+        }
+    }
+}
+
+/// The analysis of one query string (one Parse, or one simple Query with its statements).
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub stmts: Vec<Stmt>,
+    /// Analysed from the shape text: `$n` in pins refer to the lifted literals.
+    pub from_shape: bool,
+}
+
+pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
+    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| e.to_string())
+}
+
+/// Analyses a query string. `original` is the client's text (kept for forwarding); `parse_text`
+/// is what gets parsed (the shape, or the original).
+pub fn analyze(original: &str, parse_text: &str, map: &ShardMap) -> Vec<Stmt> {
+    let originals = shape::split_statements(original);
+    let parsed = shape::split_statements(parse_text);
+    if originals.is_empty() {
+        return Vec::new();
+    }
+    originals
+        .iter()
+        .enumerate()
+        .map(|(i, orig)| {
+            let text = parsed.get(i).copied().unwrap_or(orig);
+            analyze_one(orig, text, map)
+        })
+        .collect()
+}
+
+fn analyze_one(original: &str, text: &str, map: &ShardMap) -> Stmt {
+    match parse_sql(text) {
+        Ok(mut stmts) if stmts.len() == 1 => {
+            let ast = stmts.remove(0);
+            let mut s = classify::statement(&ast, original, map);
+            s.ast = Some(ast);
+            s
+        }
+        Ok(_) => classify::fallback(original, map, "statement splits differently"),
+        Err(e) => classify::fallback(original, map, &e),
+    }
+}

@@ -1,0 +1,277 @@
+//! Walks every SELECT (and the target of an UPDATE/DELETE) and records, per occurrence of a
+//! distributed or reference table, the pin its scope's WHERE and inner-join ONs put on its key,
+//! and which occurrences are joined on their keys.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, ObjectName, Query, Select,
+    TableFactor, TableWithJoins, Visit, Visitor,
+};
+
+use super::pins::{pin_of, KeyMatcher, Pin};
+use super::Access;
+use crate::shardmap::ShardMap;
+
+pub fn ident_name(id: &Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
+}
+
+/// The unqualified, case-folded name the shard map knows a table by.
+pub fn table_name(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(ident_name)
+        .unwrap_or_default()
+}
+
+struct Binding {
+    alias: String,
+    table: String,
+    key: String,
+    reference: bool,
+}
+
+struct Matcher<'a> {
+    alias: &'a str,
+    key: &'a str,
+    unqualified_ok: bool,
+}
+
+impl KeyMatcher for Matcher<'_> {
+    fn is_key(&self, e: &Expr) -> bool {
+        match e {
+            Expr::Identifier(id) => self.unqualified_ok && ident_name(id) == self.key,
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                ident_name(&parts[parts.len() - 1]) == self.key
+                    && ident_name(&parts[parts.len() - 2]) == self.alias
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What the walk found.
+#[derive(Default)]
+pub struct Found {
+    pub accesses: Vec<Access>,
+    pub key_joins: Vec<(usize, usize)>,
+    pub touches_local: bool,
+    /// An outer join that would repeat or lose rows if run per node.
+    pub outer_join_risk: bool,
+}
+
+pub struct Collector<'a> {
+    map: &'a ShardMap,
+    top: Option<*const Select>,
+    ctes: HashSet<String>,
+    pub found: Found,
+}
+
+impl<'a> Collector<'a> {
+    pub fn new(map: &'a ShardMap, top: Option<&Select>) -> Collector<'a> {
+        Collector {
+            map,
+            top: top.map(|s| s as *const Select),
+            ctes: HashSet::new(),
+            found: Found::default(),
+        }
+    }
+
+    /// Records one scope: its FROM items, its WHERE, and `target` (an UPDATE/DELETE's table).
+    pub fn scope(&mut self, from: &[TableWithJoins], selection: Option<&Expr>, top: bool) {
+        let mut bindings = Vec::new();
+        let mut conds: Vec<&Expr> = selection.into_iter().collect();
+        let mut outer_conds: Vec<&Expr> = Vec::new();
+        for twj in from {
+            self.flatten(twj, &mut bindings, &mut conds, &mut outer_conds, top);
+        }
+        self.finish_scope(bindings, conds, outer_conds, top);
+    }
+
+    fn binding(&self, name: &ObjectName, alias: Option<&Ident>) -> Option<Binding> {
+        let table = table_name(name);
+        let dist = self.map.get(&table)?;
+        Some(Binding {
+            alias: alias.map(ident_name).unwrap_or_else(|| table.clone()),
+            key: dist.column.clone(),
+            reference: dist.is_reference(),
+            table,
+        })
+    }
+
+    fn flatten<'e>(
+        &mut self,
+        twj: &'e TableWithJoins,
+        bindings: &mut Vec<Binding>,
+        conds: &mut Vec<&'e Expr>,
+        outer: &mut Vec<&'e Expr>,
+        top: bool,
+    ) {
+        let first = bindings.len();
+        self.factor(&twj.relation, bindings, conds, outer, top);
+        let leftmost_is_reference = bindings.get(first).is_some_and(|b| b.reference);
+        for j in &twj.joins {
+            self.factor(&j.relation, bindings, conds, outer, top);
+            let (constraint, outer_join) = match &j.join_operator {
+                JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::CrossJoin(c) => {
+                    (Some(c), false)
+                }
+                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
+                    if leftmost_is_reference {
+                        self.found.outer_join_risk = true;
+                    }
+                    (Some(c), true)
+                }
+                JoinOperator::Right(c) | JoinOperator::RightOuter(c) | JoinOperator::FullOuter(c) => {
+                    self.found.outer_join_risk = true;
+                    (Some(c), true)
+                }
+                _ => {
+                    self.found.outer_join_risk = true;
+                    (None, true)
+                }
+            };
+            if let Some(JoinConstraint::On(e)) = constraint {
+                if outer_join {
+                    outer.push(e);
+                } else {
+                    conds.push(e);
+                }
+            }
+        }
+    }
+
+    fn factor<'e>(
+        &mut self,
+        f: &'e TableFactor,
+        bindings: &mut Vec<Binding>,
+        conds: &mut Vec<&'e Expr>,
+        outer: &mut Vec<&'e Expr>,
+        top: bool,
+    ) {
+        match f {
+            TableFactor::Table {
+                name, alias, args, ..
+            } if args.is_none() => match self.binding(name, alias.as_ref().map(|a| &a.name)) {
+                Some(b) => bindings.push(b),
+                None => {
+                    if !self.ctes.contains(&table_name(name)) {
+                        self.found.touches_local = true;
+                    }
+                }
+            },
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => self.flatten(table_with_joins, bindings, conds, outer, top),
+            _ => {}
+        }
+    }
+
+    fn finish_scope(&mut self, bindings: Vec<Binding>, conds: Vec<&Expr>, outer: Vec<&Expr>, top: bool) {
+        let base = self.found.accesses.len();
+        for b in &bindings {
+            let pin = if b.reference {
+                Pin::All
+            } else {
+                let same_key = bindings.iter().filter(|o| o.key == b.key).count();
+                let m = Matcher {
+                    alias: &b.alias,
+                    key: &b.key,
+                    unqualified_ok: same_key == 1,
+                };
+                conds.iter().fold(Pin::All, |p, c| p.and(pin_of(c, &m)))
+            };
+            self.found.accesses.push(Access {
+                table: b.table.clone(),
+                pin,
+                top,
+            });
+        }
+        // Equalities between two bindings' distribution columns, from AND-ed conditions.
+        let mut eqs = Vec::new();
+        for c in conds.iter().chain(outer.iter()) {
+            conjuncts(c, &mut |e| {
+                if let Expr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Eq,
+                    right,
+                } = e
+                {
+                    let side = |x: &Expr| {
+                        bindings.iter().position(|b| {
+                            !b.reference
+                                && Matcher {
+                                    alias: &b.alias,
+                                    key: &b.key,
+                                    unqualified_ok: false,
+                                }
+                                .is_key(x)
+                        })
+                    };
+                    if let (Some(a), Some(b)) = (side(left), side(right)) {
+                        if a != b {
+                            eqs.push((base + a, base + b));
+                        }
+                    }
+                }
+            });
+        }
+        // A pin on one side of a key equality pins the other side too.
+        let direct: Vec<Pin> = self.found.accesses[base..].iter().map(|a| a.pin.clone()).collect();
+        for &(a, b) in &eqs {
+            let (pa, pb) = (direct[a - base].clone(), direct[b - base].clone());
+            let acc = &mut self.found.accesses;
+            acc[a].pin = acc[a].pin.clone().and(pb);
+            acc[b].pin = acc[b].pin.clone().and(pa);
+        }
+        self.found.key_joins.extend(eqs);
+    }
+}
+
+fn conjuncts<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr)) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            conjuncts(left, f);
+            conjuncts(right, f);
+        }
+        Expr::Nested(inner) => conjuncts(inner, f),
+        other => f(other),
+    }
+}
+
+impl Visitor for Collector<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        if let Some(w) = &q.with {
+            for cte in &w.cte_tables {
+                self.ctes.insert(ident_name(&cte.alias.name));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<()> {
+        let top = self.top.is_some_and(|t| std::ptr::eq(t, s));
+        self.scope(&s.from, s.selection.as_ref(), top);
+        ControlFlow::Continue(())
+    }
+}
+
+/// Walks a whole statement.
+pub fn collect<V: Visit>(node: &V, map: &ShardMap, top: Option<&Select>) -> Found {
+    let mut c = Collector::new(map, top);
+    let _ = node.visit(&mut c);
+    c.found
+}

@@ -1,0 +1,297 @@
+//! A raw protocol connection to a worker: startup and authentication done with
+//! postgres-protocol, then frames in and out untouched. Pooled with bb8.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use postgres_protocol::message::frontend as pgfe;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::error::{SgError, SgResult};
+use crate::protocol::backend as be;
+use crate::protocol::frontend as fe;
+use crate::protocol::{read_frame, Frame, Reader};
+
+/// Where and how to reach one worker.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub node: usize,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<Vec<u8>>,
+    pub dbname: String,
+    pub timeout: Duration,
+}
+
+impl Target {
+    pub fn from_url(node: usize, name: &str, url: &str, timeout: Duration) -> Result<Target, String> {
+        let cfg = tokio_postgres::Config::from_str(url).map_err(|e| format!("node \"{name}\": bad url: {e}"))?;
+        let host = match cfg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".to_string(),
+        };
+        let user = cfg.get_user().unwrap_or("postgres").to_string();
+        Ok(Target {
+            node,
+            name: name.to_string(),
+            host,
+            port: cfg.get_ports().first().copied().unwrap_or(5432),
+            dbname: cfg.get_dbname().unwrap_or(&user).to_string(),
+            user,
+            password: cfg.get_password().map(|p| p.to_vec()),
+            timeout,
+        })
+    }
+}
+
+pub struct Backend {
+    pub node: usize,
+    pub node_name: String,
+    stream: TcpStream,
+    buf: BytesMut,
+    timeout: Duration,
+    /// The worker's ParameterStatus values after startup.
+    pub server_params: HashMap<String, String>,
+    /// Session settings applied with SET, by name → the SET statement's text.
+    pub settings: BTreeMap<String, String>,
+    /// Statements prepared on this connection, by shardgate's name for them.
+    pub prepared: std::collections::HashSet<String>,
+    /// Process id and secret for CancelRequest.
+    pub cancel_key: (i32, i32),
+    pub host: String,
+    pub port: u16,
+    /// Set when the connection is in an unknown protocol state; the pool drops it.
+    pub broken: bool,
+}
+
+impl Backend {
+    pub async fn connect(t: &Target) -> SgResult<Backend> {
+        let fut = Self::connect_inner(t);
+        tokio::time::timeout(t.timeout, fut)
+            .await
+            .map_err(|_| SgError::worker(&t.name, "connect timed out"))?
+    }
+
+    async fn connect_inner(t: &Target) -> SgResult<Backend> {
+        let stream = TcpStream::connect((t.host.as_str(), t.port))
+            .await
+            .map_err(|e| SgError::worker(&t.name, e))?;
+        stream.set_nodelay(true).map_err(|e| SgError::worker(&t.name, e))?;
+        let mut b = Backend {
+            node: t.node,
+            node_name: t.name.clone(),
+            stream,
+            buf: BytesMut::with_capacity(16 * 1024),
+            timeout: t.timeout,
+            server_params: HashMap::new(),
+            settings: BTreeMap::new(),
+            prepared: Default::default(),
+            cancel_key: (0, 0),
+            host: t.host.clone(),
+            port: t.port,
+            broken: false,
+        };
+        let mut out = BytesMut::new();
+        let params = [
+            ("user", t.user.as_str()),
+            ("database", t.dbname.as_str()),
+            ("application_name", "shardgate"),
+            ("client_encoding", "UTF8"),
+        ];
+        pgfe::startup_message(params.iter().copied(), &mut out).map_err(|e| SgError::worker(&t.name, e))?;
+        b.write(&out).await?;
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let f = b.read().await?;
+            match f.tag {
+                be::AUTHENTICATION => {
+                    let mut r = Reader::new(f.body());
+                    let kind = r.i32()?;
+                    let mut out = BytesMut::new();
+                    let pw = || {
+                        t.password
+                            .clone()
+                            .ok_or_else(|| SgError::worker(&t.name, "worker asks for a password; put it in the node url"))
+                    };
+                    match kind {
+                        0 => {}
+                        3 => {
+                            let mut p = pw()?;
+                            p.push(0);
+                            pgfe::password_message(&p, &mut out).map_err(|e| SgError::worker(&t.name, e))?;
+                        }
+                        5 => {
+                            let salt: [u8; 4] = r.bytes(4)?.try_into().map_err(|_| SgError::protocol("md5 salt"))?;
+                            let hashed = postgres_protocol::authentication::md5_hash(t.user.as_bytes(), &pw()?, salt);
+                            let mut p = hashed.into_bytes();
+                            p.push(0);
+                            pgfe::password_message(&p, &mut out).map_err(|e| SgError::worker(&t.name, e))?;
+                        }
+                        10 => {
+                            let s = ScramSha256::new(&pw()?, ChannelBinding::unsupported());
+                            pgfe::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut out)
+                                .map_err(|e| SgError::worker(&t.name, e))?;
+                            scram = Some(s);
+                        }
+                        11 => {
+                            let s = scram.as_mut().ok_or_else(|| SgError::protocol("SASL continue before start"))?;
+                            s.update(r.rest()).map_err(|e| SgError::worker(&t.name, e))?;
+                            pgfe::sasl_response(s.message(), &mut out).map_err(|e| SgError::worker(&t.name, e))?;
+                        }
+                        12 => {
+                            let s = scram.as_mut().ok_or_else(|| SgError::protocol("SASL final before start"))?;
+                            s.finish(r.rest()).map_err(|e| SgError::worker(&t.name, e))?;
+                        }
+                        other => {
+                            return Err(SgError::worker(&t.name, format!("unsupported authentication {other}")))
+                        }
+                    }
+                    if !out.is_empty() {
+                        b.write(&out).await?;
+                    }
+                }
+                be::PARAMETER_STATUS => {
+                    let mut r = Reader::new(f.body());
+                    let (k, v) = (r.cstr()?.to_string(), r.cstr()?.to_string());
+                    b.server_params.insert(k, v);
+                }
+                be::BACKEND_KEY_DATA => {
+                    let mut r = Reader::new(f.body());
+                    b.cancel_key = (r.i32()?, r.i32()?);
+                }
+                be::ERROR_RESPONSE => {
+                    let (code, msg) = be::error_fields(&f);
+                    return Err(SgError::worker(&t.name, format!("{code}: {msg}")));
+                }
+                be::READY_FOR_QUERY => return Ok(b),
+                _ => {}
+            }
+        }
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) -> SgResult<()> {
+        let r = tokio::time::timeout(self.timeout, self.stream.write_all(bytes)).await;
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.broken = true;
+                Err(SgError::worker(&self.node_name, e))
+            }
+            Err(_) => {
+                self.broken = true;
+                Err(SgError::worker(&self.node_name, "write timed out"))
+            }
+        }
+    }
+
+    pub async fn send(&mut self, frames: &[Frame]) -> SgResult<()> {
+        if frames.len() == 1 {
+            let raw = frames[0].raw.clone();
+            return self.write(&raw).await;
+        }
+        let mut out = BytesMut::with_capacity(frames.iter().map(|f| f.raw.len()).sum());
+        for f in frames {
+            out.extend_from_slice(&f.raw);
+        }
+        self.write(&out).await
+    }
+
+    /// The next message from the worker. Reads have no timeout of their own beyond the
+    /// statement's: a long query is not an error (statement_timeout on workers bounds it).
+    pub async fn read(&mut self) -> SgResult<Frame> {
+        match read_frame(&mut self.stream, &mut self.buf).await {
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => {
+                self.broken = true;
+                Err(SgError::worker(&self.node_name, "worker closed the connection"))
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(SgError::worker(&self.node_name, e))
+            }
+        }
+    }
+
+    /// Runs a simple query for shardgate's own purposes and returns its frames up to (not
+    /// including) ReadyForQuery; an error from the worker is returned as an error.
+    pub async fn run(&mut self, sql: &str) -> SgResult<Vec<Frame>> {
+        self.send(&[fe::build_query(sql)]).await?;
+        let mut out = Vec::new();
+        let mut err = None;
+        loop {
+            let f = self.read().await?;
+            match f.tag {
+                be::READY_FOR_QUERY => break,
+                be::ERROR_RESPONSE => err = Some(be::to_sg_error(&f)),
+                _ => out.push(f),
+            }
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Brings the connection's session settings to `wanted` (the client session's SETs).
+    pub async fn sync_settings(&mut self, wanted: &BTreeMap<String, String>) -> SgResult<()> {
+        if &self.settings == wanted {
+            return Ok(());
+        }
+        let mut sql = String::new();
+        for k in self.settings.keys() {
+            if !wanted.contains_key(k) {
+                sql.push_str(&format!("RESET {};", quote_setting(k)));
+            }
+        }
+        for (k, v) in wanted {
+            if self.settings.get(k) != Some(v) {
+                sql.push_str(v);
+                sql.push(';');
+            }
+        }
+        if !sql.is_empty() {
+            self.run(&sql).await?;
+        }
+        self.settings = wanted.clone();
+        Ok(())
+    }
+}
+
+fn quote_setting(name: &str) -> String {
+    if name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.') {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// bb8's view of a node: how to open a connection and whether one is still usable.
+pub struct Manager {
+    pub target: Target,
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = Backend;
+    type Error = SgError;
+
+    async fn connect(&self) -> Result<Backend, SgError> {
+        Backend::connect(&self.target).await
+    }
+
+    async fn is_valid(&self, _conn: &mut Backend) -> Result<(), SgError> {
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut Backend) -> bool {
+        conn.broken
+    }
+}
+
+pub type Pool = bb8::Pool<Manager>;
+pub type Pooled = bb8::PooledConnection<'static, Manager>;

@@ -1,0 +1,94 @@
+//! Runs plans on the workers: pools per node, the shared state every session uses, and the
+//! combination of several nodes' replies into one.
+
+pub mod backend;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::analyze::cache::AnalysisCache;
+use crate::config::Config;
+use crate::error::{SgError, SgResult};
+use backend::{Manager, Pool, Pooled, Target};
+
+/// What every session shares.
+pub struct Shared {
+    pub config: Config,
+    pub pools: Vec<Pool>,
+    pub targets: Vec<Target>,
+    pub node_names: Vec<String>,
+    pub cache: AnalysisCache,
+    /// ParameterStatus values a client gets at startup: the default node's.
+    pub server_params: Vec<(String, String)>,
+}
+
+impl Shared {
+    pub async fn new(config: Config) -> Result<Arc<Shared>, String> {
+        let timeout = Duration::from_secs(config.worker_timeout_secs);
+        let mut pools = Vec::new();
+        let mut targets = Vec::new();
+        for (i, n) in config.nodes.iter().enumerate() {
+            let target = Target::from_url(i, &n.name, &n.url, timeout)?;
+            let pool = bb8::Pool::builder()
+                .max_size(config.pool_size)
+                .min_idle(Some(0))
+                .test_on_check_out(false)
+                .connection_timeout(timeout)
+                .build_unchecked(Manager {
+                    target: target.clone(),
+                });
+            pools.push(pool);
+            targets.push(target);
+        }
+        let node_names = config.nodes.iter().map(|n| n.name.clone()).collect();
+        let mut server_params = Vec::new();
+        // The default node's own parameters, so clients see the workers' server_version.
+        match backend::Backend::connect(&targets[config.default_node]).await {
+            Ok(b) => {
+                for k in [
+                    "server_version",
+                    "server_encoding",
+                    "client_encoding",
+                    "DateStyle",
+                    "IntervalStyle",
+                    "TimeZone",
+                    "integer_datetimes",
+                    "standard_conforming_strings",
+                    "is_superuser",
+                ] {
+                    if let Some(v) = b.server_params.get(k) {
+                        server_params.push((k.to_string(), v.clone()));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("default node unreachable at start: {e}"),
+        }
+        if server_params.is_empty() {
+            server_params.push(("server_version".into(), "15.0".into()));
+            server_params.push(("client_encoding".into(), "UTF8".into()));
+            server_params.push(("standard_conforming_strings".into(), "on".into()));
+            server_params.push(("integer_datetimes".into(), "on".into()));
+            server_params.push(("DateStyle".into(), "ISO, MDY".into()));
+        }
+        Ok(Arc::new(Shared {
+            config,
+            pools,
+            targets,
+            node_names,
+            cache: AnalysisCache::default(),
+            server_params,
+        }))
+    }
+
+    pub async fn acquire(&self, node: usize) -> SgResult<Pooled> {
+        let pool = self
+            .pools
+            .get(node)
+            .ok_or_else(|| SgError::internal(format!("no pool for node {node}")))?;
+        let name = &self.node_names[node];
+        pool.get_owned().await.map_err(|e| match e {
+            bb8::RunError::User(e) => e,
+            bb8::RunError::TimedOut => SgError::worker(name, "timed out waiting for a connection"),
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! A plan is a value: which nodes run what, and how their answers combine. Built from an
+//! analysis and the statement's parameter values without any I/O, printable for EXPLAIN and
+//! golden tests; `execute` runs it.
+
+pub mod ddl;
+pub mod route;
+
+use std::fmt;
+
+use crate::shardmap::KeyType;
+
+/// How the replies of several nodes become the one reply the client sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Combine {
+    /// Rows of every node in node order; the command tag's count is the sum (SELECT, and
+    /// UPDATE/DELETE/INSERT spread over shards).
+    Concat,
+    /// Every node does the same thing (DDL, reference-table writes): the client sees the first
+    /// node's reply; an error on any node is the statement's error.
+    Same,
+}
+
+/// Statements the session handles itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionOp {
+    Begin,
+    Commit,
+    Rollback,
+    /// SAVEPOINT / RELEASE / ROLLBACK TO: every node the transaction has touched.
+    TxnOther,
+    Set,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// The client's statement, unchanged, on one node.
+    Route { node: usize, why: String },
+    /// The client's statement, unchanged, on several nodes.
+    Scatter { nodes: Vec<usize>, combine: Combine, why: String },
+    /// Rewritten statements per node, run in order on each (CREATE TABLE of a distributed table,
+    /// a multi-row INSERT split by node).
+    PerNode {
+        parts: Vec<(usize, Vec<String>)>,
+        combine: Combine,
+        why: String,
+        /// After success: the table's distribution column type and position, learned from DDL.
+        learn: Option<(String, KeyType, usize)>,
+    },
+    Session(SessionOp),
+}
+
+impl Plan {
+    /// Every node the plan runs on, ascending.
+    pub fn nodes(&self) -> Vec<usize> {
+        match self {
+            Plan::Route { node, .. } => vec![*node],
+            Plan::Scatter { nodes, .. } => nodes.clone(),
+            Plan::PerNode { parts, .. } => parts.iter().map(|(n, _)| *n).collect(),
+            Plan::Session(_) => Vec::new(),
+        }
+    }
+}
+
+/// One line per step, nodes by name: the format golden tests and EXPLAIN print.
+pub struct Display<'a> {
+    pub plan: &'a Plan,
+    pub node_names: &'a [String],
+}
+
+impl fmt::Display for Display<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = |n: &usize| {
+            self.node_names
+                .get(*n)
+                .cloned()
+                .unwrap_or_else(|| format!("node{n}"))
+        };
+        match self.plan {
+            Plan::Route { node, why } => write!(f, "Route node={} ({why})", name(node)),
+            Plan::Scatter { nodes, combine, why } => write!(
+                f,
+                "Scatter nodes={} combine={combine:?} ({why})",
+                nodes.iter().map(name).collect::<Vec<_>>().join(",")
+            ),
+            Plan::PerNode {
+                parts, combine, why, ..
+            } => {
+                write!(f, "PerNode combine={combine:?} ({why})")?;
+                for (n, sqls) in parts {
+                    for s in sqls {
+                        write!(f, "\n  {}: {s}", name(n))?;
+                    }
+                }
+                Ok(())
+            }
+            Plan::Session(op) => write!(f, "Session {op:?}"),
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! Routing: from a statement's analysis and its parameter values to the nodes that must run it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlparser::ast::{SetExpr, Statement};
+
+use super::{ddl, Combine, Plan, SessionOp};
+use crate::analyze::classify::SetAction;
+use crate::analyze::pins::Cmp;
+use crate::analyze::shape::Literal;
+use crate::analyze::{Kind, Pin, Stmt, ValueSrc};
+use crate::error::{SgError, SgResult};
+use crate::shardmap::range::Edge;
+use crate::shardmap::{KeyType, KeyValue, ShardId, ShardMap, TableDist, TableKind};
+
+/// The values `$n` stand for: lifted literals (simple protocol) or Bind parameters.
+pub struct Values<'a> {
+    pub literals: &'a [Literal],
+    pub params: &'a [Option<bytes::Bytes>],
+    /// Bind's parameter format codes (0 text, 1 binary), as the protocol allows: none (all
+    /// text), one (for all), or one per parameter.
+    pub formats: &'a [i16],
+}
+
+impl Values<'_> {
+    pub const NONE: Values<'static> = Values {
+        literals: &[],
+        params: &[],
+        formats: &[],
+    };
+
+    /// The key value a source stands for: Ok(None) for NULL; Err when it does not read as the
+    /// key's type (callers decide whether that is an error or "every shard").
+    pub fn resolve(&self, src: &ValueSrc, ty: KeyType) -> SgResult<Option<KeyValue>> {
+        let (text, negate) = match src {
+            ValueSrc::Null => return Ok(None),
+            ValueSrc::Literal(s) => (s.clone(), false),
+            ValueSrc::Param { index, negate } => {
+                let i = index.wrapping_sub(1);
+                if let Some(lit) = self.literals.get(i) {
+                    (lit.text.clone(), *negate)
+                } else {
+                    let Some(p) = self.params.get(i) else {
+                        return Err(SgError::protocol(format!("there is no parameter ${index}")));
+                    };
+                    let Some(bytes) = p else { return Ok(None) };
+                    let format = match self.formats.len() {
+                        0 => 0,
+                        1 => self.formats[0],
+                        _ => self.formats.get(i).copied().unwrap_or(0),
+                    };
+                    let v = if format == 1 {
+                        KeyValue::parse_binary(ty, bytes)?
+                    } else {
+                        let s = std::str::from_utf8(bytes)
+                            .map_err(|_| SgError::protocol("parameter is not valid UTF-8"))?;
+                        KeyValue::parse_text(ty, s)?
+                    };
+                    return match (v, negate) {
+                        (KeyValue::Int(i), true) => Ok(Some(KeyValue::Int(-i))),
+                        (_, true) => Err(SgError::unsupported("negated non-integer key")),
+                        (v, false) => Ok(Some(v)),
+                    };
+                }
+            }
+        };
+        let text = if negate { format!("-{text}") } else { text };
+        KeyValue::parse_text(ty, &text).map(Some)
+    }
+}
+
+/// Shards of `t` a pin allows; None means every shard.
+fn shards(t: &TableDist, pin: &Pin, v: &Values) -> Option<BTreeSet<ShardId>> {
+    let ty = t.key_type?;
+    match pin {
+        Pin::All => None,
+        Pin::Nothing => Some(BTreeSet::new()),
+        Pin::Eq(src) => match v.resolve(src, ty) {
+            Ok(None) => Some(BTreeSet::new()),
+            Ok(Some(k)) => Some(t.shard_of(Some(&k)).ok()?.into_iter().collect()),
+            Err(_) => None,
+        },
+        Pin::IsNull => Some(t.shard_of(None).ok()?.into_iter().collect()),
+        Pin::Cmp(c, src) => {
+            let TableKind::Range(r) = &t.kind else {
+                return None;
+            };
+            let k = match v.resolve(src, ty) {
+                Ok(Some(k)) => k,
+                Ok(None) => return Some(BTreeSet::new()),
+                Err(_) => return None,
+            };
+            let (lo, hi): (Edge, Edge) = match c {
+                Cmp::Lt => (None, Some((&k, false))),
+                Cmp::Le => (None, Some((&k, true))),
+                Cmp::Gt => (Some((&k, false)), None),
+                Cmp::Ge => (Some((&k, true)), None),
+            };
+            Some(r.shards_overlapping(lo, hi).into_iter().collect())
+        }
+        Pin::And(ps) => ps.iter().fold(None, |acc: Option<BTreeSet<ShardId>>, p| {
+            match (acc, shards(t, p, v)) {
+                (None, s) | (s, None) => s,
+                (Some(a), Some(b)) => Some(a.intersection(&b).copied().collect()),
+            }
+        }),
+        Pin::Or(ps) => {
+            let mut out = BTreeSet::new();
+            for p in ps {
+                out.extend(shards(t, p, v)?);
+            }
+            Some(out)
+        }
+    }
+}
+
+fn table<'m>(map: &'m ShardMap, name: &str) -> SgResult<std::sync::Arc<TableDist>> {
+    map.get(name)
+        .ok_or_else(|| SgError::internal(format!("table \"{name}\" vanished from the shard map")))
+}
+
+/// Tables hash-distributed the same way: a row's shard, and so its node, is the same in each.
+fn colocated(a: &TableDist, b: &TableDist) -> bool {
+    match (&a.kind, &b.kind) {
+        (
+            TableKind::Hash {
+                modulus: m1,
+                func: f1,
+                placement: p1,
+            },
+            TableKind::Hash {
+                modulus: m2,
+                func: f2,
+                placement: p2,
+            },
+        ) => {
+            let family = |t: &TableDist| t.key_type.map(|k| if k.is_integer() { KeyType::Int8 } else { k });
+            m1 == m2 && f1 == f2 && p1 == p2 && family(a).is_some() && family(a) == family(b)
+        }
+        _ => false,
+    }
+}
+
+pub fn plan(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
+    if let Some(e) = &stmt.refuse {
+        return Err(e.clone());
+    }
+    let default = map.default_node;
+    let all: Vec<usize> = (0..map.node_count).collect();
+    Ok(match &stmt.kind {
+        Kind::Begin => Plan::Session(SessionOp::Begin),
+        Kind::Commit => Plan::Session(SessionOp::Commit),
+        Kind::Rollback => Plan::Session(SessionOp::Rollback),
+        Kind::TxnOther => Plan::Session(SessionOp::TxnOther),
+        Kind::Set(SetAction::Local) => Plan::Route {
+            node: default,
+            why: "transaction-local setting".into(),
+        },
+        Kind::Set(_) => Plan::Session(SessionOp::Set),
+        Kind::Show | Kind::Other | Kind::Copy => Plan::Route {
+            node: default,
+            why: "no distributed table".into(),
+        },
+        Kind::Maintenance => Plan::Scatter {
+            nodes: all,
+            combine: Combine::Same,
+            why: "maintenance on every node".into(),
+        },
+        Kind::OtherDdl { all_nodes: true } => Plan::Scatter {
+            nodes: all,
+            combine: Combine::Same,
+            why: "object every node needs".into(),
+        },
+        Kind::OtherDdl { all_nodes: false } => Plan::Route {
+            node: default,
+            why: "object on the default node".into(),
+        },
+        Kind::CreateTable => create_table(stmt, map)?,
+        Kind::CreateIndex | Kind::AlterTable | Kind::Truncate | Kind::Drop => {
+            let mut sets = BTreeSet::new();
+            for t in &stmt.ddl_tables {
+                sets.insert(match map.get(t) {
+                    Some(d) => d.nodes(map.node_count),
+                    None => vec![default],
+                });
+            }
+            if sets.len() > 1 {
+                return Err(SgError::unsupported(
+                    "one DDL statement over tables that live on different nodes (issue one per table)",
+                ));
+            }
+            let nodes = sets.into_iter().next().unwrap_or_else(|| vec![default]);
+            Plan::Scatter {
+                nodes,
+                combine: Combine::Same,
+                why: format!("DDL on every node holding {}", stmt.ddl_tables.join(", ")),
+            }
+        }
+        Kind::Insert if stmt.insert.is_some() => insert(stmt, values, map)?,
+        Kind::Explain { .. } => match &stmt.explained {
+            Some(inner) => match plan(inner, values, map)? {
+                Plan::Route { node, why } => Plan::Route { node, why },
+                Plan::Scatter { nodes, .. } => Plan::Route {
+                    node: nodes.first().copied().unwrap_or(default),
+                    why: "EXPLAIN of a multi-node statement shows one node's plan".into(),
+                },
+                _ => Plan::Route {
+                    node: default,
+                    why: "EXPLAIN".into(),
+                },
+            },
+            None => Plan::Route {
+                node: default,
+                why: "EXPLAIN".into(),
+            },
+        },
+        Kind::Select { .. } | Kind::Update | Kind::Delete | Kind::Insert => {
+            accesses(stmt, values, map)?
+        }
+    })
+}
+
+fn accesses(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
+    let default = map.default_node;
+    let write = stmt.kind.is_write();
+    let mut nodes = BTreeSet::new();
+    let mut dist = Vec::new();
+    let mut reference = false;
+    for (i, a) in stmt.accesses.iter().enumerate() {
+        let t = table(map, &a.table)?;
+        if t.is_reference() {
+            reference = true;
+            continue;
+        }
+        t.key_type()?;
+        match shards(&t, &a.pin, values) {
+            Some(s) => nodes.extend(s.iter().map(|s| t.node_of(*s))),
+            None => nodes.extend(t.nodes(map.node_count)),
+        }
+        dist.push((i, t));
+    }
+    if dist.is_empty() {
+        if !reference || !write {
+            return Ok(Plan::Route {
+                node: default,
+                why: if reference { "reference tables only".into() } else { "no distributed table".into() },
+            });
+        }
+        if stmt.touches_local {
+            return Err(SgError::unsupported(
+                "a write to a reference table that reads tables on the default node",
+            ));
+        }
+        return Ok(Plan::Scatter {
+            nodes: (0..map.node_count).collect(),
+            combine: Combine::Same,
+            why: "write to a reference table".into(),
+        });
+    }
+    if write && reference && stmt.accesses.first().is_some_and(|a| map.get(&a.table).is_some_and(|t| t.is_reference())) {
+        return Err(SgError::unsupported(
+            "a write to a reference table that reads a distributed table",
+        ));
+    }
+    if nodes.is_empty() {
+        // No shard can hold a matching row; one node holding the table answers with no rows
+        // and the right columns.
+        let node = dist[0].1.nodes(map.node_count).first().copied().unwrap_or(default);
+        return Ok(Plan::Route {
+            node,
+            why: "no shard can match".into(),
+        });
+    }
+    if stmt.touches_local {
+        if nodes.len() == 1 && nodes.contains(&default) {
+            return Ok(Plan::Route {
+                node: default,
+                why: "distributed rows on the default node joined with local tables".into(),
+            });
+        }
+        return Err(SgError::unsupported(
+            "a query joining distributed tables with tables that are not in the shard map (they live on the default node only)",
+        ));
+    }
+    if nodes.len() == 1 {
+        let node = nodes.into_iter().next().unwrap_or(default);
+        return Ok(Plan::Route {
+            node,
+            why: "key pins one node".into(),
+        });
+    }
+    if let Some(why) = &stmt.no_scatter {
+        return Err(SgError::unsupported(format!("{why} across shards")));
+    }
+    if dist.len() > 1 {
+        let first = &dist[0].1;
+        let all_colocated = dist.iter().all(|(_, t)| colocated(first, t));
+        if !all_colocated || !connected(&dist.iter().map(|(i, _)| *i).collect::<Vec<_>>(), &stmt.key_joins) {
+            return Err(SgError::unsupported(
+                "a join of distributed tables that are not co-located and joined on their distribution columns",
+            ));
+        }
+    }
+    if let (false, Some(why)) = (write, &stmt.needs_merge) {
+        return Err(SgError::unsupported(format!(
+            "{why} over rows from several nodes yet (route the query to one node with a key)"
+        )));
+    }
+    Ok(Plan::Scatter {
+        nodes: nodes.into_iter().collect(),
+        combine: Combine::Concat,
+        why: if write { "write on every node that may hold rows".into() } else { "rows from every node that may hold them".into() },
+    })
+}
+
+/// Whether the key-join edges connect all the given accesses.
+fn connected(ids: &[usize], edges: &[(usize, usize)]) -> bool {
+    let mut reached: BTreeSet<usize> = ids.iter().take(1).copied().collect();
+    loop {
+        let before = reached.len();
+        for &(a, b) in edges {
+            if reached.contains(&a) || reached.contains(&b) {
+                reached.insert(a);
+                reached.insert(b);
+            }
+        }
+        if reached.len() == before {
+            break;
+        }
+    }
+    ids.iter().all(|i| reached.contains(i))
+}
+
+fn reparse(stmt: &Stmt) -> SgResult<Statement> {
+    crate::analyze::parse_sql(&stmt.text)
+        .map_err(SgError::syntax)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| SgError::internal("statement vanished on re-parse"))
+}
+
+fn create_table(stmt: &Stmt, map: &ShardMap) -> SgResult<Plan> {
+    let name = stmt.ddl_tables.first().cloned().unwrap_or_default();
+    let Some(t) = map.get(&name) else {
+        return Ok(Plan::Route {
+            node: map.default_node,
+            why: "table not in the shard map".into(),
+        });
+    };
+    let Statement::CreateTable(ct) = reparse(stmt)? else {
+        return Err(SgError::internal("CREATE TABLE did not re-parse as one"));
+    };
+    let (ty, pos) = if t.is_reference() {
+        (KeyType::Text, 0)
+    } else {
+        ddl::key_column(&ct, &t)?
+    };
+    let typed = if t.is_reference() { (*t).clone() } else { t.with_key_type(ty).map_err(SgError::unsupported)? };
+    let mut parts = Vec::new();
+    for node in typed.nodes(map.node_count) {
+        parts.push((node, ddl::create_on_node(&ct, &typed, node)?));
+    }
+    Ok(Plan::PerNode {
+        parts,
+        combine: Combine::Same,
+        why: format!("create {} table \"{name}\" on its nodes", t.kind.method()),
+        learn: (!t.is_reference()).then(|| (name.clone(), ty, pos)),
+    })
+}
+
+fn insert(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
+    let Some(spec) = &stmt.insert else {
+        return Err(SgError::internal("insert plan without insert analysis"));
+    };
+    let t = table(map, &spec.table)?;
+    let ty = t.key_type()?;
+    let key_pos = match spec.key_index {
+        Some(i) => i,
+        None => map.key_position(&spec.table).ok_or_else(|| {
+            SgError::unsupported(format!(
+                "INSERT into \"{}\" without a column list (name the columns)",
+                spec.table
+            ))
+        })?,
+    };
+    let mut by_node: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (row_no, row) in spec.rows.iter().enumerate() {
+        let src = match row.get(key_pos) {
+            Some(Some(src)) => src,
+            _ => {
+                return Err(SgError::unsupported(format!(
+                    "INSERT into \"{}\" whose distribution column \"{}\" is not a constant or parameter",
+                    t.name, t.column
+                )))
+            }
+        };
+        let key = values.resolve(src, ty)?;
+        let shard = t.shard_for_row(key.as_ref())?;
+        by_node.entry(t.node_of(shard)).or_default().push(row_no);
+    }
+    if by_node.len() <= 1 {
+        let node = by_node.keys().next().copied().unwrap_or(map.default_node);
+        return Ok(Plan::Route {
+            node,
+            why: "key pins one node".into(),
+        });
+    }
+    if !values.params.is_empty() {
+        return Err(SgError::unsupported(
+            "a multi-row INSERT with parameters whose rows belong to different nodes (send one row per statement)",
+        ));
+    }
+    let Statement::Insert(ins) = reparse(stmt)? else {
+        return Err(SgError::internal("INSERT did not re-parse as one"));
+    };
+    let mut parts = Vec::new();
+    for (node, rows) in by_node {
+        let mut part = ins.clone();
+        if let Some(q) = part.source.as_mut() {
+            if let SetExpr::Values(v) = q.body.as_mut() {
+                v.rows = rows.iter().filter_map(|r| v.rows.get(*r).cloned()).collect();
+            }
+        }
+        parts.push((node, vec![Statement::Insert(part).to_string()]));
+    }
+    Ok(Plan::PerNode {
+        parts,
+        combine: Combine::Concat,
+        why: "multi-row INSERT split by node".into(),
+        learn: None,
+    })
+}

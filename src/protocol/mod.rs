@@ -1,0 +1,134 @@
+//! PostgreSQL protocol frames after startup: reading whole messages as raw bytes (so they can be
+//! forwarded untouched), reading the few fields shardgate routes on, and building the messages
+//! it answers itself. Formats follow PostgreSQL's "Message Formats" (protocol-message-formats).
+
+pub mod backend;
+pub mod frontend;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::error::{SgError, SgResult};
+
+/// Largest message accepted from a client or worker (PostgreSQL's own limit is 1 GB).
+pub const MAX_MESSAGE: usize = 1 << 30;
+
+/// One message: its type byte and the whole frame (type, length, body).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub tag: u8,
+    pub raw: Bytes,
+}
+
+impl Frame {
+    pub fn body(&self) -> &[u8] {
+        &self.raw[5..]
+    }
+
+    pub fn build(tag: u8, body: &[u8]) -> Frame {
+        let mut b = BytesMut::with_capacity(body.len() + 5);
+        b.put_u8(tag);
+        b.put_i32(body.len() as i32 + 4);
+        b.put_slice(body);
+        Frame {
+            tag,
+            raw: b.freeze(),
+        }
+    }
+}
+
+/// Takes one complete frame off the front of `buf`, if it holds one.
+pub fn take_frame(buf: &mut BytesMut) -> SgResult<Option<Frame>> {
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+    if len < 4 || len as usize > MAX_MESSAGE {
+        return Err(SgError::protocol(format!("invalid message length {len}")));
+    }
+    let total = len as usize + 1;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    let raw = buf.split_to(total).freeze();
+    Ok(Some(Frame { tag: raw[0], raw }))
+}
+
+/// Reads the next frame; Ok(None) at a clean end of stream.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> SgResult<Option<Frame>> {
+    loop {
+        if let Some(f) = take_frame(buf)? {
+            return Ok(Some(f));
+        }
+        if buf.capacity() - buf.len() < 8192 {
+            buf.reserve(8192);
+        }
+        let n = r
+            .read_buf(buf)
+            .await
+            .map_err(|e| SgError::protocol("connection read failed").with_detail(e))?;
+        if n == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            return Err(SgError::protocol("connection closed mid-message"));
+        }
+    }
+}
+
+/// A cursor over a message body.
+pub struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(b: &'a [u8]) -> Reader<'a> {
+        Reader { b }
+    }
+
+    fn short() -> SgError {
+        SgError::protocol("message is shorter than its fields")
+    }
+
+    pub fn cstr(&mut self) -> SgResult<&'a str> {
+        let end = self.b.iter().position(|&c| c == 0).ok_or_else(Self::short)?;
+        let s = std::str::from_utf8(&self.b[..end]).map_err(|_| SgError::protocol("invalid UTF-8 in message"))?;
+        self.b = &self.b[end + 1..];
+        Ok(s)
+    }
+
+    pub fn i16(&mut self) -> SgResult<i16> {
+        if self.b.len() < 2 {
+            return Err(Self::short());
+        }
+        Ok(self.b.get_i16())
+    }
+
+    pub fn i32(&mut self) -> SgResult<i32> {
+        if self.b.len() < 4 {
+            return Err(Self::short());
+        }
+        Ok(self.b.get_i32())
+    }
+
+    pub fn u8(&mut self) -> SgResult<u8> {
+        if self.b.is_empty() {
+            return Err(Self::short());
+        }
+        Ok(self.b.get_u8())
+    }
+
+    pub fn bytes(&mut self, n: usize) -> SgResult<&'a [u8]> {
+        if self.b.len() < n {
+            return Err(Self::short());
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+
+    pub fn rest(&self) -> &'a [u8] {
+        self.b
+    }
+}

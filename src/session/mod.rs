@@ -1,0 +1,150 @@
+//! One client session: startup and authentication (pgwire), then the query loop over raw
+//! frames, the transaction state, and the worker connections the session holds.
+
+pub mod extended;
+pub mod simple;
+pub mod startup;
+pub mod txn;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::error::{SgError, SgResult};
+use crate::execute::Shared;
+use crate::protocol::backend as be;
+use crate::protocol::frontend as fe;
+use crate::protocol::{read_frame, Frame};
+
+pub use txn::Txn;
+
+/// Client output is flushed once this much is buffered.
+const OUT_FLUSH: usize = 64 * 1024;
+
+pub struct Session<S> {
+    pub shared: Arc<Shared>,
+    client: S,
+    rbuf: BytesMut,
+    out: BytesMut,
+    /// Session-level settings (SET), replayed on each worker connection it uses.
+    pub settings: BTreeMap<String, String>,
+    pub txn: txn::Held,
+    pub statements: HashMap<String, Arc<extended::Prepared>>,
+    pub portals: HashMap<String, extended::Portal>,
+    /// The last statement reported an error (set by `error` and by forwarded worker errors).
+    pub errored: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub fn new(shared: Arc<Shared>, client: S, rbuf: BytesMut, settings: BTreeMap<String, String>) -> Self {
+        Session {
+            shared,
+            client,
+            rbuf,
+            out: BytesMut::with_capacity(OUT_FLUSH * 2),
+            settings,
+            txn: txn::Held::default(),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            errored: false,
+        }
+    }
+
+    pub fn push(&mut self, f: &Frame) {
+        self.out.extend_from_slice(&f.raw);
+    }
+
+    pub async fn push_flushing(&mut self, f: &Frame) -> SgResult<()> {
+        self.out.extend_from_slice(&f.raw);
+        if self.out.len() >= OUT_FLUSH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn flush(&mut self) -> SgResult<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = self.client.write_all(&self.out).await;
+        self.out.clear();
+        r.map_err(|e| SgError::protocol("client write failed").with_detail(e))
+    }
+
+    pub async fn read_client(&mut self) -> SgResult<Option<Frame>> {
+        read_frame(&mut self.client, &mut self.rbuf).await
+    }
+
+    pub fn status(&self) -> u8 {
+        match &self.txn.txn {
+            Some(t) if t.failed => b'E',
+            Some(_) => b'T',
+            None => b'I',
+        }
+    }
+
+    pub fn ready(&mut self) {
+        let s = self.status();
+        self.push(&be::ready(s));
+    }
+
+    /// Reports an error to the client; inside a transaction block it aborts the transaction.
+    pub fn error(&mut self, e: &SgError) {
+        if let Some(d) = &e.detail {
+            tracing::debug!("error {}: {} ({d})", e.code, e.message);
+        }
+        self.push(&be::error(e));
+        self.errored = true;
+        if let Some(t) = self.txn.txn.as_mut() {
+            t.failed = true;
+        }
+    }
+
+    /// The query loop: until the client terminates or disconnects.
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> SgResult<()> {
+        self.ready();
+        self.flush().await?;
+        loop {
+            // Draining: a session outside a transaction block ends between statements.
+            if *shutdown.borrow() && self.txn.txn.is_none() {
+                let e = SgError::new(
+                    crate::error::code::ADMIN_SHUTDOWN,
+                    "terminating connection due to administrator command",
+                );
+                self.push(&be::fatal(&e));
+                let _ = self.flush().await;
+                break;
+            }
+            let draining = *shutdown.borrow();
+            let frame = tokio::select! {
+                f = self.read_client() => f?,
+                _ = shutdown.changed(), if !draining => continue,
+            };
+            let Some(frame) = frame else { break };
+            match frame.tag {
+                fe::QUERY => {
+                    let sql = fe::query(&frame)?.to_string();
+                    self.simple_query(&sql, &frame).await?;
+                    self.ready();
+                    self.flush().await?;
+                }
+                fe::TERMINATE => break,
+                fe::PARSE | fe::BIND | fe::DESCRIBE | fe::EXECUTE | fe::CLOSE | fe::SYNC | fe::FLUSH => {
+                    self.extended_batch(frame).await?;
+                    self.flush().await?;
+                }
+                fe::COPY_DATA | fe::COPY_DONE | fe::COPY_FAIL => {}
+                other => {
+                    let e = SgError::protocol(format!("unexpected message type '{}'", other as char));
+                    self.push(&be::fatal(&e));
+                    self.flush().await?;
+                    break;
+                }
+            }
+        }
+        self.txn.abandon();
+        Ok(())
+    }
+}

@@ -1,0 +1,179 @@
+//! The worker connections a session holds and its transaction block. A connection is held for
+//! one statement (or one extended-protocol batch), or for a whole transaction block; BEGIN is
+//! sent lazily to each node the block touches. Until cross-node transactions land, a block may
+//! read on many nodes but write on only one.
+
+use std::collections::BTreeMap;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Session;
+use crate::error::{SgError, SgResult};
+use crate::execute::backend::{Backend, Pooled};
+use crate::plan::Plan;
+use crate::protocol::backend as be;
+
+pub struct Txn {
+    /// The client's BEGIN, replayed on each node the block reaches (keeps isolation level).
+    pub begin_sql: String,
+    pub failed: bool,
+    pub writer: Option<usize>,
+    pub savepoints: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct Held {
+    pub conns: BTreeMap<usize, Pooled>,
+    pub txn: Option<Txn>,
+}
+
+impl Held {
+    /// Gives connections back to their pools unless a transaction block needs them.
+    pub fn release(&mut self) {
+        if self.txn.is_none() {
+            self.conns.clear();
+        }
+    }
+
+    /// The client went away: connections in an unknown state are not reused.
+    pub fn abandon(&mut self) {
+        if self.txn.is_some() {
+            for c in self.conns.values_mut() {
+                c.broken = true;
+            }
+        }
+        self.txn = None;
+        self.conns.clear();
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    /// The session's connection to `node`, acquired (and brought into the session's settings
+    /// and transaction block) on first use.
+    pub async fn backend(&mut self, node: usize) -> SgResult<&mut Backend> {
+        if !self.txn.conns.contains_key(&node) {
+            let mut c = self.shared.acquire(node).await?;
+            if c.prepared.len() > 2000 {
+                c.run("DEALLOCATE ALL").await?;
+                c.prepared.clear();
+            }
+            c.sync_settings(&self.settings).await?;
+            if let Some(t) = &self.txn.txn {
+                c.run(&t.begin_sql).await?;
+                for sp in &t.savepoints {
+                    c.run(sp).await?;
+                }
+            }
+            self.txn.conns.insert(node, c);
+        }
+        self.txn
+            .conns
+            .get_mut(&node)
+            .map(|c| &mut **c)
+            .ok_or_else(|| SgError::internal("held connection vanished"))
+    }
+
+    /// The one-writer-node rule for transaction blocks.
+    pub fn check_write(&mut self, plan: &Plan, is_write: bool) -> SgResult<()> {
+        let Some(t) = self.txn.txn.as_mut() else {
+            return Ok(());
+        };
+        if !is_write {
+            return Ok(());
+        }
+        let nodes = plan.nodes();
+        let refuse = || {
+            SgError::unsupported(
+                "a transaction block that writes on more than one node (cross-node transactions are not available yet)",
+            )
+        };
+        if nodes.len() > 1 {
+            return Err(refuse());
+        }
+        if let Some(&n) = nodes.first() {
+            match t.writer {
+                Some(w) if w != n => return Err(refuse()),
+                _ => t.writer = Some(n),
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn begin(&mut self, text: &str) {
+        if self.txn.txn.is_some() {
+            self.push(&be::notice("there is already a transaction in progress"));
+        } else {
+            self.txn.txn = Some(Txn {
+                begin_sql: text.to_string(),
+                failed: false,
+                writer: None,
+                savepoints: Vec::new(),
+            });
+        }
+        self.push(&be::command_complete("BEGIN"));
+    }
+
+    /// COMMIT or ROLLBACK of the block: read-only nodes first, the writer last, so a failure
+    /// to commit the writer is the only failure that matters.
+    pub async fn end(&mut self, commit: bool) -> SgResult<()> {
+        let Some(t) = self.txn.txn.take() else {
+            self.push(&be::notice("there is no transaction in progress"));
+            self.push(&be::command_complete(if commit { "COMMIT" } else { "ROLLBACK" }));
+            return Ok(());
+        };
+        let commit = commit && !t.failed;
+        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+        let mut nodes: Vec<usize> = self.txn.conns.keys().copied().collect();
+        nodes.sort_by_key(|n| Some(*n) == t.writer);
+        let mut err = None;
+        for n in nodes {
+            if let Some(c) = self.txn.conns.get_mut(&n) {
+                if let Err(e) = c.run(sql).await {
+                    c.broken = c.broken || e.code == crate::error::code::CONNECTION_FAILURE;
+                    err.get_or_insert(e);
+                }
+            }
+        }
+        self.txn.conns.clear();
+        match err {
+            Some(e) => self.push(&be::error(&e)),
+            None => self.push(&be::command_complete(sql)),
+        }
+        Ok(())
+    }
+
+    /// SAVEPOINT, RELEASE, ROLLBACK TO: on every node the block has reached.
+    pub async fn txn_other(&mut self, text: &str) -> SgResult<()> {
+        let lower = text.trim_start().to_ascii_lowercase();
+        let Some(t) = self.txn.txn.as_mut() else {
+            return self.route_text(self.shared.config.default_node, text).await;
+        };
+        if lower.starts_with("rollback") {
+            t.failed = false;
+        } else if lower.starts_with("savepoint") {
+            t.savepoints.push(text.to_string());
+        }
+        if self.txn.conns.is_empty() {
+            let d = self.shared.config.default_node;
+            self.backend(d).await?;
+        }
+        let nodes: Vec<usize> = self.txn.conns.keys().copied().collect();
+        let mut tag = String::new();
+        for n in nodes {
+            let c = self.backend(n).await?;
+            match c.run(text).await {
+                Ok(frames) => {
+                    if let Some(f) = frames.iter().find(|f| f.tag == be::COMMAND_COMPLETE) {
+                        tag = be::command_tag(f).unwrap_or("").to_string();
+                    }
+                }
+                Err(e) => {
+                    self.error(&e);
+                    return Ok(());
+                }
+            }
+        }
+        self.push(&be::command_complete(&tag));
+        Ok(())
+    }
+}
