@@ -141,7 +141,9 @@ fn colocated(a: &TableDist, b: &TableDist) -> bool {
     }
 }
 
-pub fn plan(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
+/// Plans one statement. `text` is this statement's text as the client sent it now (a cached
+/// analysis may have been made from another text of the same shape).
+pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
     if let Some(e) = &stmt.refuse {
         return Err(e.clone());
     }
@@ -175,7 +177,7 @@ pub fn plan(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
             node: default,
             why: "object on the default node".into(),
         },
-        Kind::CreateTable => create_table(stmt, map)?,
+        Kind::CreateTable => create_table(stmt, text, map)?,
         Kind::CreateIndex | Kind::AlterTable | Kind::Truncate | Kind::Drop => {
             let mut sets = BTreeSet::new();
             for t in &stmt.ddl_tables {
@@ -196,9 +198,9 @@ pub fn plan(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
                 why: format!("DDL on every node holding {}", stmt.ddl_tables.join(", ")),
             }
         }
-        Kind::Insert if stmt.insert.is_some() => insert(stmt, values, map)?,
+        Kind::Insert if stmt.insert.is_some() => insert(stmt, text, values, map)?,
         Kind::Explain { .. } => match &stmt.explained {
-            Some(inner) => match plan(inner, values, map)? {
+            Some(inner) => match plan(inner, &inner.text, values, map)? {
                 Plan::Route { node, why } => Plan::Route { node, why },
                 Plan::Scatter { nodes, .. } => Plan::Route {
                     node: nodes.first().copied().unwrap_or(default),
@@ -331,15 +333,15 @@ fn connected(ids: &[usize], edges: &[(usize, usize)]) -> bool {
     ids.iter().all(|i| reached.contains(i))
 }
 
-fn reparse(stmt: &Stmt) -> SgResult<Statement> {
-    crate::analyze::parse_sql(&stmt.text)
+fn reparse(text: &str) -> SgResult<Statement> {
+    crate::analyze::parse_sql(text)
         .map_err(SgError::syntax)?
         .into_iter()
         .next()
         .ok_or_else(|| SgError::internal("statement vanished on re-parse"))
 }
 
-fn create_table(stmt: &Stmt, map: &ShardMap) -> SgResult<Plan> {
+fn create_table(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
     let name = stmt.ddl_tables.first().cloned().unwrap_or_default();
     let Some(t) = map.get(&name) else {
         return Ok(Plan::Route {
@@ -347,7 +349,7 @@ fn create_table(stmt: &Stmt, map: &ShardMap) -> SgResult<Plan> {
             why: "table not in the shard map".into(),
         });
     };
-    let Statement::CreateTable(ct) = reparse(stmt)? else {
+    let Statement::CreateTable(ct) = reparse(text)? else {
         return Err(SgError::internal("CREATE TABLE did not re-parse as one"));
     };
     let (ty, pos) = if t.is_reference() {
@@ -368,7 +370,7 @@ fn create_table(stmt: &Stmt, map: &ShardMap) -> SgResult<Plan> {
     })
 }
 
-fn insert(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
+fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
     let Some(spec) = &stmt.insert else {
         return Err(SgError::internal("insert plan without insert analysis"));
     };
@@ -410,7 +412,7 @@ fn insert(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
             "a multi-row INSERT with parameters whose rows belong to different nodes (send one row per statement)",
         ));
     }
-    let Statement::Insert(ins) = reparse(stmt)? else {
+    let Statement::Insert(ins) = reparse(text)? else {
         return Err(SgError::internal("INSERT did not re-parse as one"));
     };
     let mut parts = Vec::new();

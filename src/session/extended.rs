@@ -188,7 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     let stmt = prepared
                         .stmt()
                         .ok_or_else(|| SgError::internal("empty prepared statement"))?;
-                    let p = plan(stmt, &values, &self.shared.config.shardmap)?;
+                    let p = plan(stmt, &prepared.parse.sql, &values, &self.shared.config.shardmap)?;
                     self.check_write(&p, stmt.kind.is_write())?;
                     match p {
                         Plan::Route { node, .. } => self.bind_on(b, &prepared, &bind, vec![node], Combine::Concat).await?,
@@ -261,7 +261,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         self.play(b, false).await?;
                         if let Some(s) = stmt.stmt() {
                             let s = s.clone();
-                            self.session_op(op, &s).await?;
+                            self.session_op(op, &s, &stmt.parse.sql).await?;
                         }
                     }
                     PortalRun::PerNode(p) => {

@@ -104,8 +104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// The query loop: until the client terminates or disconnects.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> SgResult<()> {
-        self.ready();
-        self.flush().await?;
+        // pgwire sent the first ReadyForQuery when startup finished.
         loop {
             // Draining: a session outside a transaction block ends between statements.
             if *shutdown.borrow() && self.txn.txn.is_none() {

@@ -48,11 +48,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             formats: &[],
         };
         let map = &self.shared.config.shardmap;
+        // Statement texts of this query: a cached analysis may come from another text.
+        let texts: Vec<&str> = if analysis.stmts.len() == 1 {
+            vec![sql]
+        } else {
+            shape::split_statements(sql)
+        };
+        if texts.len() != analysis.stmts.len() {
+            self.error(&SgError::internal("statement split mismatch"));
+            return Ok(());
+        }
         // A whole string whose statements all go to one node, outside any session-level
         // statement, is forwarded as one message: PostgreSQL then runs it as one implicit
         // transaction, as it would without shardgate.
         if analysis.stmts.len() > 1 {
-            let plans: Vec<_> = analysis.stmts.iter().map(|s| plan(s, &values, map)).collect();
+            let plans: Vec<_> = analysis
+                .stmts
+                .iter()
+                .zip(&texts)
+                .map(|(s, t)| plan(s, t, &values, map))
+                .collect();
             let single = plans.iter().all(|p| matches!(p, Ok(Plan::Route { .. })));
             let nodes: std::collections::BTreeSet<usize> =
                 plans.iter().flat_map(|p| p.as_ref().map(|p| p.nodes()).unwrap_or_default()).collect();
@@ -65,7 +80,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(());
             }
         }
-        for stmt in &analysis.stmts {
+        for (stmt, text) in analysis.stmts.iter().zip(&texts) {
             if self.txn.txn.as_ref().is_some_and(|t| t.failed)
                 && !matches!(stmt.kind, Kind::Commit | Kind::Rollback | Kind::TxnOther)
             {
@@ -75,7 +90,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 ));
                 break;
             }
-            let ok = self.run_stmt(stmt, &values, frame, analysis.stmts.len() == 1).await?;
+            let ok = self.run_stmt(stmt, text, &values, frame, analysis.stmts.len() == 1).await?;
             if !ok {
                 break;
             }
@@ -85,8 +100,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Runs one statement of a simple query; false when it failed (the rest are skipped).
-    async fn run_stmt(&mut self, stmt: &Stmt, values: &Values<'_>, frame: &Frame, whole: bool) -> SgResult<bool> {
-        let p = match plan(stmt, values, &self.shared.config.shardmap) {
+    async fn run_stmt(
+        &mut self,
+        stmt: &Stmt,
+        text: &str,
+        values: &Values<'_>,
+        frame: &Frame,
+        whole: bool,
+    ) -> SgResult<bool> {
+        let p = match plan(stmt, text, values, &self.shared.config.shardmap) {
             Ok(p) => p,
             Err(e) => {
                 self.error(&e);
@@ -100,11 +122,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.errored = false;
         match p {
             Plan::Route { node, .. } => {
-                let f = if whole { frame.clone() } else { fe::build_query(&stmt.text) };
+                let f = if whole { frame.clone() } else { fe::build_query(text) };
                 self.forward_simple(node, f).await?;
             }
             Plan::Scatter { nodes, combine, .. } => {
-                let parts = nodes.iter().map(|n| (*n, vec![stmt.text.clone()])).collect();
+                let parts = nodes.iter().map(|n| (*n, vec![text.to_string()])).collect();
                 self.multi(parts, combine).await?;
             }
             Plan::PerNode {
@@ -116,6 +138,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 let ok = self.multi(parts, combine).await?;
                 if let (true, Some((table, ty, pos))) = (ok, learn) {
                     let map = &self.shared.config.shardmap;
+
                     if let Err(e) = map.set_key_type(&table, ty) {
                         tracing::warn!("{e}");
                     }
@@ -123,23 +146,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.shared.cache.clear();
                 }
             }
-            Plan::Session(op) => self.session_op(op, stmt).await?,
+            Plan::Session(op) => self.session_op(op, stmt, text).await?,
         }
         Ok(!self.errored)
     }
 
-    pub async fn session_op(&mut self, op: SessionOp, stmt: &Stmt) -> SgResult<()> {
+    pub async fn session_op(&mut self, op: SessionOp, stmt: &Stmt, text: &str) -> SgResult<()> {
         match op {
-            SessionOp::Begin => self.begin(&stmt.text).await,
+            SessionOp::Begin => self.begin(text).await,
             SessionOp::Commit => self.end(true).await?,
             SessionOp::Rollback => self.end(false).await?,
-            SessionOp::TxnOther => self.txn_other(&stmt.text).await?,
+            SessionOp::TxnOther => self.txn_other(text).await?,
             SessionOp::Set => {
                 let Kind::Set(action) = &stmt.kind else {
                     return Ok(());
                 };
                 if let SetAction::ResetAll = action {
-                    if stmt.text.trim_start().to_ascii_lowercase().starts_with("discard") {
+                    if text.trim_start().to_ascii_lowercase().starts_with("discard") {
                         self.settings.clear();
                         self.push(&be::command_complete("DISCARD ALL"));
                         return Ok(());
@@ -147,11 +170,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
                 let node = self.shared.config.default_node;
                 self.errored = false;
-                self.route_text(node, &stmt.text).await?;
+                self.route_text(node, text).await?;
                 if !self.errored {
                     match action {
                         SetAction::Session(name) => {
-                            self.settings.insert(name.clone(), stmt.text.clone());
+                            self.settings.insert(name.clone(), text.to_string());
                         }
                         SetAction::Reset(name) => {
                             self.settings.remove(name);
@@ -254,7 +277,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         match combine {
             Combine::Same => {
+                // A multi-statement part (a table and its partitions) answers as one statement.
+                let mut tagged = false;
                 for f in held {
+                    if f.tag == be::COMMAND_COMPLETE {
+                        if tagged {
+                            continue;
+                        }
+                        tagged = true;
+                    }
                     self.push_flushing(&f).await?;
                 }
             }
