@@ -21,20 +21,31 @@ pub async fn learn_key_types(config: &Config) -> Result<(), String> {
         if t.is_reference() {
             continue;
         }
-        let node = t.nodes(map.node_count).first().copied().unwrap_or(config.default_node);
+        let node = t
+            .nodes(map.node_count)
+            .first()
+            .copied()
+            .unwrap_or(config.default_node);
         let url = &config.nodes[node].url;
         let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
-        let (client, conn) = match tokio::time::timeout(Duration::from_secs(config.worker_timeout_secs), connect).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                tracing::warn!("node \"{}\" unreachable, key type of \"{}\" unknown: {e}", config.nodes[node].name, t.name);
-                continue;
-            }
-            Err(_) => {
-                tracing::warn!("node \"{}\" timed out", config.nodes[node].name);
-                continue;
-            }
-        };
+        let (client, conn) =
+            match tokio::time::timeout(Duration::from_secs(config.worker_timeout_secs), connect)
+                .await
+            {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    tracing::warn!(
+                        "node \"{}\" unreachable, key type of \"{}\" unknown: {e}",
+                        config.nodes[node].name,
+                        t.name
+                    );
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!("node \"{}\" timed out", config.nodes[node].name);
+                    continue;
+                }
+            };
         let task = tokio::spawn(conn);
         let rows = client.query(COLUMN_SQL, &[&t.name, &t.column]).await;
         drop(client);
@@ -56,12 +67,10 @@ pub async fn learn_key_types(config: &Config) -> Result<(), String> {
                 map.set_key_type(&t.name, ty)?;
                 map.set_key_position(&t.name, pos as usize);
             }
-            None => {
-                return Err(format!(
-                    "config: table \"{}\": distribution column \"{}\" has unsupported type {ty_name}",
-                    t.name, t.column
-                ))
-            }
+            None => return Err(format!(
+                "config: table \"{}\": distribution column \"{}\" has unsupported type {ty_name}",
+                t.name, t.column
+            )),
         }
     }
     Ok(())

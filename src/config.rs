@@ -196,7 +196,9 @@ fn check_table(
     let kind = match t.method.as_str() {
         "reference" => TableKind::Reference,
         "hash" => {
-            let modulus = t.shards.ok_or_else(|| err("hash tables need \"shards\"".into()))?;
+            let modulus = t
+                .shards
+                .ok_or_else(|| err("hash tables need \"shards\"".into()))?;
             if modulus == 0 || modulus > 4096 {
                 return Err(err("\"shards\" must be between 1 and 4096".into()));
             }

@@ -10,7 +10,11 @@ use tracing_subscriber::EnvFilter;
 use shardgate::{catalog, config, execute, local, server};
 
 #[derive(Parser)]
-#[command(name = "shardgate", version, about = "A sharding coordinator that speaks the PostgreSQL protocol")]
+#[command(
+    name = "shardgate",
+    version,
+    about = "A sharding coordinator that speaks the PostgreSQL protocol"
+)]
 struct Cli {
     /// The TOML config to serve.
     #[arg(long, global = true)]
@@ -31,7 +35,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("config/example.toml"));
+    let config_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("config/example.toml"));
     let cfg = match config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -56,7 +63,12 @@ fn main() -> ExitCode {
                 };
                 nodes.push((n.name.clone(), port));
             }
-            let db = cfg.nodes.first().and_then(|n| n.url.rsplit('/').next()).unwrap_or("postgres").to_string();
+            let db = cfg
+                .nodes
+                .first()
+                .and_then(|n| n.url.rsplit('/').next())
+                .unwrap_or("postgres")
+                .to_string();
             let specs: Vec<(&str, u16)> = nodes.iter().map(|(n, p)| (n.as_str(), *p)).collect();
             match local::LocalCluster::start(data, &specs, &db) {
                 Ok(c) => Some(c),
@@ -69,7 +81,10 @@ fn main() -> ExitCode {
         None => None,
     };
 
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("shardgate: {e}");
@@ -110,5 +125,9 @@ fn main() -> ExitCode {
 
 fn port_of(url: &str) -> Option<u16> {
     use std::str::FromStr;
-    tokio_postgres::Config::from_str(url).ok()?.get_ports().first().copied()
+    tokio_postgres::Config::from_str(url)
+        .ok()?
+        .get_ports()
+        .first()
+        .copied()
 }

@@ -24,9 +24,29 @@ pub enum SetAction {
 }
 
 const AGGREGATES: [&str; 24] = [
-    "count", "sum", "avg", "min", "max", "bool_and", "bool_or", "every", "stddev", "stddev_samp",
-    "stddev_pop", "variance", "var_samp", "var_pop", "array_agg", "string_agg", "json_agg",
-    "jsonb_agg", "json_object_agg", "jsonb_object_agg", "bit_and", "bit_or", "percentile_cont",
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "bool_and",
+    "bool_or",
+    "every",
+    "stddev",
+    "stddev_samp",
+    "stddev_pop",
+    "variance",
+    "var_samp",
+    "var_pop",
+    "array_agg",
+    "string_agg",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+    "jsonb_object_agg",
+    "bit_and",
+    "bit_or",
+    "percentile_cont",
     "mode",
 ];
 
@@ -34,7 +54,13 @@ pub fn is_aggregate_name(name: &str) -> bool {
     AGGREGATES.contains(&name)
         || matches!(
             name,
-            "percentile_disc" | "corr" | "covar_pop" | "covar_samp" | "xmlagg" | "bit_xor" | "regr_count"
+            "percentile_disc"
+                | "corr"
+                | "covar_pop"
+                | "covar_samp"
+                | "xmlagg"
+                | "bit_xor"
+                | "regr_count"
         )
 }
 
@@ -44,7 +70,13 @@ fn merge_reasons(q: &Query, s: &mut Stmt) {
     let mut windows = false;
     let _ = sqlparser::ast::visit_expressions(&q.body, |e: &Expr| {
         if let Expr::Function(f) = e {
-            let name = f.name.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_default();
+            let name = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(ident_name)
+                .unwrap_or_default();
             if f.over.is_some() {
                 windows = true;
             } else if is_aggregate_name(&name) {
@@ -89,6 +121,7 @@ fn apply_found(s: &mut Stmt, f: super::scope::Found) {
             .get_or_insert_with(|| "a distributed table inside a subquery or CTE".into());
     }
     s.touches_local |= f.touches_local;
+    s.top_keys = f.top_keys;
     s.key_joins = f.key_joins;
     s.accesses = f.accesses;
 }
@@ -115,7 +148,9 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
             let mut s = Stmt::new(Kind::Update, text);
             let mut c = Collector::new(map, None);
             let mut from = vec![u.table.clone()];
-            if let Some(UpdateTableFromKind::AfterSet(t) | UpdateTableFromKind::BeforeSet(t)) = &u.from {
+            if let Some(UpdateTableFromKind::AfterSet(t) | UpdateTableFromKind::BeforeSet(t)) =
+                &u.from
+            {
                 from.extend(t.iter().cloned());
             }
             c.scope(&from, u.selection.as_ref(), true);
@@ -199,11 +234,13 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
         Statement::Rollback {
             savepoint: None, ..
         } => Stmt::new(Kind::Rollback, text),
-        Statement::Rollback { .. } | Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } => {
-            Stmt::new(Kind::TxnOther, text)
-        }
+        Statement::Rollback { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => Stmt::new(Kind::TxnOther, text),
         Statement::Set(_) => Stmt::new(Kind::Set(set_action(text)), text),
-        Statement::ShowVariable { .. } | Statement::ShowVariables { .. } => Stmt::new(Kind::Show, text),
+        Statement::ShowVariable { .. } | Statement::ShowVariables { .. } => {
+            Stmt::new(Kind::Show, text)
+        }
         Statement::Discard { .. } => Stmt::new(Kind::Set(SetAction::ResetAll), text),
         Statement::Explain {
             statement, analyze, ..
@@ -270,7 +307,10 @@ fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt {
     match map.get(&table) {
         None => s.touches_local = true,
         Some(dist) if dist.is_reference() => {
-            if s.accesses.iter().any(|a| map.get(&a.table).is_some_and(|d| !d.is_reference())) {
+            if s.accesses
+                .iter()
+                .any(|a| map.get(&a.table).is_some_and(|d| !d.is_reference()))
+            {
                 s.refuse = Some(SgError::unsupported(
                     "INSERT into a reference table from a distributed table",
                 ));
@@ -338,7 +378,9 @@ pub fn set_action(text: &str) -> SetAction {
         "reset" => match get(1) {
             "all" => SetAction::ResetAll,
             "time" => SetAction::Reset("timezone".into()),
-            "session" if get(2) == "authorization" => SetAction::Reset("session_authorization".into()),
+            "session" if get(2) == "authorization" => {
+                SetAction::Reset("session_authorization".into())
+            }
             name => SetAction::Reset(name.trim_matches('"').to_string()),
         },
         "discard" => SetAction::ResetAll,
@@ -375,7 +417,9 @@ pub fn fallback(text: &str, map: &ShardMap, parse_error: &str) -> Stmt {
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .any(|w| map.get(w).is_some());
     let kind = match first {
-        "vacuum" | "analyze" | "analyse" | "reindex" | "cluster" | "checkpoint" => Kind::Maintenance,
+        "vacuum" | "analyze" | "analyse" | "reindex" | "cluster" | "checkpoint" => {
+            Kind::Maintenance
+        }
         "set" | "reset" | "discard" => Kind::Set(set_action(text)),
         "show" => Kind::Show,
         "begin" | "start" => Kind::Begin,

@@ -20,7 +20,9 @@ pub use pins::{Pin, ValueSrc};
 /// What a statement is, as far as routing and session state care.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
-    Select { locking: bool },
+    Select {
+        locking: bool,
+    },
     Insert,
     Update,
     Delete,
@@ -31,7 +33,9 @@ pub enum Kind {
     Truncate,
     /// Other DDL: sent to every node when `all_nodes` (schemas, types, extensions, functions that
     /// distributed tables may use), else to the default node.
-    OtherDdl { all_nodes: bool },
+    OtherDdl {
+        all_nodes: bool,
+    },
     Begin,
     Commit,
     Rollback,
@@ -39,7 +43,9 @@ pub enum Kind {
     TxnOther,
     Set(classify::SetAction),
     Show,
-    Explain { analyze: bool },
+    Explain {
+        analyze: bool,
+    },
     Copy,
     /// Statements to run on every node (VACUUM, ANALYZE, CHECKPOINT, ...).
     Maintenance,
@@ -107,6 +113,8 @@ pub struct Stmt {
     pub refuse: Option<SgError>,
     /// Tables named by DDL (CREATE/DROP/ALTER/TRUNCATE/CREATE INDEX).
     pub ddl_tables: Vec<String>,
+    /// How the main query may name the distribution columns of its tables ("u.user_uuid").
+    pub top_keys: Vec<String>,
     /// The inner statement of EXPLAIN.
     pub explained: Option<Box<Stmt>>,
 }
@@ -125,6 +133,7 @@ impl Stmt {
             insert: None,
             refuse: None,
             ddl_tables: Vec::new(),
+            top_keys: Vec::new(),
             explained: None,
         }
     }

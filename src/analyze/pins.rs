@@ -11,7 +11,10 @@ pub enum ValueSrc {
     /// A literal in the statement's text (its contents, unescaped).
     Literal(String),
     /// `$n` (1-based): a Bind parameter, or a literal lifted out by the shape cache.
-    Param { index: usize, negate: bool },
+    Param {
+        index: usize,
+        negate: bool,
+    },
     Null,
 }
 
@@ -149,13 +152,14 @@ pub fn value_src(e: &Expr) -> Option<ValueSrc> {
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) => Some(ValueSrc::Literal(n.to_string())),
             Value::SingleQuotedString(s) => Some(ValueSrc::Literal(s.clone())),
-            Value::Placeholder(p) => p
-                .strip_prefix('$')
-                .and_then(|n| n.parse().ok())
-                .map(|index| ValueSrc::Param {
-                    index,
-                    negate: false,
-                }),
+            Value::Placeholder(p) => {
+                p.strip_prefix('$')
+                    .and_then(|n| n.parse().ok())
+                    .map(|index| ValueSrc::Param {
+                        index,
+                        negate: false,
+                    })
+            }
             Value::Null => Some(ValueSrc::Null),
             _ => None,
         },
@@ -167,7 +171,9 @@ pub fn value_src(e: &Expr) -> Option<ValueSrc> {
             op: UnaryOperator::Minus,
             expr,
         } => match value_src(expr)? {
-            ValueSrc::Literal(s) if !s.starts_with('-') && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+            ValueSrc::Literal(s)
+                if !s.starts_with('-') && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') =>
+            {
                 Some(ValueSrc::Literal(format!("-{s}")))
             }
             ValueSrc::Param {

@@ -65,6 +65,9 @@ pub struct Found {
     pub touches_local: bool,
     /// An outer join that would repeat or lose rows if run per node.
     pub outer_join_risk: bool,
+    /// How the main query may name distribution columns: "alias.key", and "key" when only one
+    /// table of the scope has that key column.
+    pub top_keys: Vec<String>,
 }
 
 pub struct Collector<'a> {
@@ -129,7 +132,9 @@ impl<'a> Collector<'a> {
                     }
                     (Some(c), true)
                 }
-                JoinOperator::Right(c) | JoinOperator::RightOuter(c) | JoinOperator::FullOuter(c) => {
+                JoinOperator::Right(c)
+                | JoinOperator::RightOuter(c)
+                | JoinOperator::FullOuter(c) => {
                     self.found.outer_join_risk = true;
                     (Some(c), true)
                 }
@@ -174,8 +179,22 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn finish_scope(&mut self, bindings: Vec<Binding>, conds: Vec<&Expr>, outer: Vec<&Expr>, top: bool) {
+    fn finish_scope(
+        &mut self,
+        bindings: Vec<Binding>,
+        conds: Vec<&Expr>,
+        outer: Vec<&Expr>,
+        top: bool,
+    ) {
         let base = self.found.accesses.len();
+        if top {
+            for b in bindings.iter().filter(|b| !b.reference) {
+                self.found.top_keys.push(format!("{}.{}", b.alias, b.key));
+                if bindings.iter().filter(|o| o.key == b.key).count() == 1 {
+                    self.found.top_keys.push(b.key.clone());
+                }
+            }
+        }
         for b in &bindings {
             let pin = if b.reference {
                 Pin::All
@@ -224,7 +243,10 @@ impl<'a> Collector<'a> {
             });
         }
         // A pin on one side of a key equality pins the other side too.
-        let direct: Vec<Pin> = self.found.accesses[base..].iter().map(|a| a.pin.clone()).collect();
+        let direct: Vec<Pin> = self.found.accesses[base..]
+            .iter()
+            .map(|a| a.pin.clone())
+            .collect();
         for &(a, b) in &eqs {
             let (pa, pb) = (direct[a - base].clone(), direct[b - base].clone());
             let acc = &mut self.found.accesses;

@@ -19,7 +19,15 @@ pub struct Shape {
 
 /// Type names whose parenthesised modifiers must stay literal (`numeric(10,2)`).
 const TYPE_WORDS: [&str; 10] = [
-    "numeric", "decimal", "varchar", "char", "character", "varying", "bit", "time", "timestamp",
+    "numeric",
+    "decimal",
+    "varchar",
+    "char",
+    "character",
+    "varying",
+    "bit",
+    "time",
+    "timestamp",
     "interval",
 ];
 
@@ -74,7 +82,9 @@ pub fn shape(sql: &str) -> Option<Shape> {
                 if !tag[1..tag.len() - 1].bytes().all(is_ident_byte) {
                     return None;
                 }
-                let body_end = sql[tag_end + 1..].find(tag).map(|p| tag_end + 1 + p + tag.len())?;
+                let body_end = sql[tag_end + 1..]
+                    .find(tag)
+                    .map(|p| tag_end + 1 + p + tag.len())?;
                 out.push_str(&sql[i..body_end]);
                 i = body_end;
                 prev_sig = b'$';
@@ -195,10 +205,37 @@ pub fn shape(sql: &str) -> Option<Shape> {
 fn is_keyword_before_value(w: &str) -> bool {
     matches!(
         w,
-        "and" | "or" | "between" | "in" | "not" | "then" | "else" | "when" | "values" | "select"
-            | "where" | "like" | "ilike" | "is" | "distinct" | "from" | "set" | "by" | "case"
-            | "return" | "returning" | "on" | "having" | "limit" | "offset" | "any" | "all"
-            | "some" | "escape" | "similar" | "to"
+        "and"
+            | "or"
+            | "between"
+            | "in"
+            | "not"
+            | "then"
+            | "else"
+            | "when"
+            | "values"
+            | "select"
+            | "where"
+            | "like"
+            | "ilike"
+            | "is"
+            | "distinct"
+            | "from"
+            | "set"
+            | "by"
+            | "case"
+            | "return"
+            | "returning"
+            | "on"
+            | "having"
+            | "limit"
+            | "offset"
+            | "any"
+            | "all"
+            | "some"
+            | "escape"
+            | "similar"
+            | "to"
     )
 }
 
@@ -216,7 +253,10 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
                 continue;
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                i = sql[i + 2..].find("*/").map(|p| i + 2 + p + 2).unwrap_or(b.len());
+                i = sql[i + 2..]
+                    .find("*/")
+                    .map(|p| i + 2 + p + 2)
+                    .unwrap_or(b.len());
                 continue;
             }
             q @ (b'\'' | b'"') => {
@@ -284,7 +324,8 @@ mod tests {
 
     #[test]
     fn lifts_plain_literals() {
-        let s = shape("SELECT * FROM t WHERE id = 42 AND name = 'o''k'").unwrap_or_else(|| panic!());
+        let s =
+            shape("SELECT * FROM t WHERE id = 42 AND name = 'o''k'").unwrap_or_else(|| panic!());
         assert_eq!(s.text, "SELECT * FROM t WHERE id = $1 AND name = $2");
         assert_eq!(lits(&s), vec!["42", "o'k"]);
     }

@@ -30,8 +30,14 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn from_url(node: usize, name: &str, url: &str, timeout: Duration) -> Result<Target, String> {
-        let cfg = tokio_postgres::Config::from_str(url).map_err(|e| format!("node \"{name}\": bad url: {e}"))?;
+    pub fn from_url(
+        node: usize,
+        name: &str,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<Target, String> {
+        let cfg = tokio_postgres::Config::from_str(url)
+            .map_err(|e| format!("node \"{name}\": bad url: {e}"))?;
         let host = match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => "127.0.0.1".to_string(),
@@ -82,7 +88,9 @@ impl Backend {
         let stream = TcpStream::connect((t.host.as_str(), t.port))
             .await
             .map_err(|e| SgError::worker(&t.name, e))?;
-        stream.set_nodelay(true).map_err(|e| SgError::worker(&t.name, e))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| SgError::worker(&t.name, e))?;
         let mut b = Backend {
             node: t.node,
             node_name: t.name.clone(),
@@ -104,7 +112,8 @@ impl Backend {
             ("application_name", "shardgate"),
             ("client_encoding", "UTF8"),
         ];
-        pgfe::startup_message(params.iter().copied(), &mut out).map_err(|e| SgError::worker(&t.name, e))?;
+        pgfe::startup_message(params.iter().copied(), &mut out)
+            .map_err(|e| SgError::worker(&t.name, e))?;
         b.write(&out).await?;
         let mut scram: Option<ScramSha256> = None;
         loop {
@@ -115,23 +124,35 @@ impl Backend {
                     let kind = r.i32()?;
                     let mut out = BytesMut::new();
                     let pw = || {
-                        t.password
-                            .clone()
-                            .ok_or_else(|| SgError::worker(&t.name, "worker asks for a password; put it in the node url"))
+                        t.password.clone().ok_or_else(|| {
+                            SgError::worker(
+                                &t.name,
+                                "worker asks for a password; put it in the node url",
+                            )
+                        })
                     };
                     match kind {
                         0 => {}
                         3 => {
                             let mut p = pw()?;
                             p.push(0);
-                            pgfe::password_message(&p, &mut out).map_err(|e| SgError::worker(&t.name, e))?;
+                            pgfe::password_message(&p, &mut out)
+                                .map_err(|e| SgError::worker(&t.name, e))?;
                         }
                         5 => {
-                            let salt: [u8; 4] = r.bytes(4)?.try_into().map_err(|_| SgError::protocol("md5 salt"))?;
-                            let hashed = postgres_protocol::authentication::md5_hash(t.user.as_bytes(), &pw()?, salt);
+                            let salt: [u8; 4] = r
+                                .bytes(4)?
+                                .try_into()
+                                .map_err(|_| SgError::protocol("md5 salt"))?;
+                            let hashed = postgres_protocol::authentication::md5_hash(
+                                t.user.as_bytes(),
+                                &pw()?,
+                                salt,
+                            );
                             let mut p = hashed.into_bytes();
                             p.push(0);
-                            pgfe::password_message(&p, &mut out).map_err(|e| SgError::worker(&t.name, e))?;
+                            pgfe::password_message(&p, &mut out)
+                                .map_err(|e| SgError::worker(&t.name, e))?;
                         }
                         10 => {
                             let s = ScramSha256::new(&pw()?, ChannelBinding::unsupported());
@@ -140,16 +161,26 @@ impl Backend {
                             scram = Some(s);
                         }
                         11 => {
-                            let s = scram.as_mut().ok_or_else(|| SgError::protocol("SASL continue before start"))?;
-                            s.update(r.rest()).map_err(|e| SgError::worker(&t.name, e))?;
-                            pgfe::sasl_response(s.message(), &mut out).map_err(|e| SgError::worker(&t.name, e))?;
+                            let s = scram
+                                .as_mut()
+                                .ok_or_else(|| SgError::protocol("SASL continue before start"))?;
+                            s.update(r.rest())
+                                .map_err(|e| SgError::worker(&t.name, e))?;
+                            pgfe::sasl_response(s.message(), &mut out)
+                                .map_err(|e| SgError::worker(&t.name, e))?;
                         }
                         12 => {
-                            let s = scram.as_mut().ok_or_else(|| SgError::protocol("SASL final before start"))?;
-                            s.finish(r.rest()).map_err(|e| SgError::worker(&t.name, e))?;
+                            let s = scram
+                                .as_mut()
+                                .ok_or_else(|| SgError::protocol("SASL final before start"))?;
+                            s.finish(r.rest())
+                                .map_err(|e| SgError::worker(&t.name, e))?;
                         }
                         other => {
-                            return Err(SgError::worker(&t.name, format!("unsupported authentication {other}")))
+                            return Err(SgError::worker(
+                                &t.name,
+                                format!("unsupported authentication {other}"),
+                            ))
                         }
                     }
                     if !out.is_empty() {
@@ -209,7 +240,10 @@ impl Backend {
             Ok(Some(f)) => Ok(f),
             Ok(None) => {
                 self.broken = true;
-                Err(SgError::worker(&self.node_name, "worker closed the connection"))
+                Err(SgError::worker(
+                    &self.node_name,
+                    "worker closed the connection",
+                ))
             }
             Err(e) => {
                 self.broken = true;
@@ -264,7 +298,10 @@ impl Backend {
 }
 
 fn quote_setting(name: &str) -> String {
-    if name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.') {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+    {
         name.to_string()
     } else {
         format!("\"{}\"", name.replace('"', "\"\""))

@@ -2,6 +2,7 @@
 //! combination of several nodes' replies into one.
 
 pub mod backend;
+pub mod rows;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub struct Shared {
     pub cache: AnalysisCache,
     /// ParameterStatus values a client gets at startup: the default node's.
     pub server_params: Vec<(String, String)>,
+    /// The workers sort text in C (byte) order, so shardgate's merges can too.
+    pub c_collation: bool,
 }
 
 impl Shared {
@@ -42,9 +45,22 @@ impl Shared {
         }
         let node_names = config.nodes.iter().map(|n| n.name.clone()).collect();
         let mut server_params = Vec::new();
+        let mut c_collation = false;
         // The default node's own parameters, so clients see the workers' server_version.
         match backend::Backend::connect(&targets[config.default_node]).await {
-            Ok(b) => {
+            Ok(mut b) => {
+                if let Ok(frames) = b
+                    .run("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+                    .await
+                {
+                    c_collation = frames.iter().any(|f| {
+                        f.tag == crate::protocol::backend::DATA_ROW
+                            && rows::columns(f)
+                                .ok()
+                                .and_then(|c| c.into_iter().next().flatten())
+                                .is_some_and(|v| &v[..] == b"C" || &v[..] == b"POSIX")
+                    });
+                }
                 for k in [
                     "server_version",
                     "server_encoding",
@@ -77,6 +93,7 @@ impl Shared {
             node_names,
             cache: AnalysisCache::default(),
             server_params,
+            c_collation,
         }))
     }
 

@@ -123,9 +123,9 @@ pub fn create_on_node(ct: &CreateTable, t: &TableDist, node: usize) -> SgResult<
         parameters: FunctionArguments::None,
         args: FunctionArguments::List(FunctionArgumentList {
             duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(
-                ident(&t.column),
-            )))],
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                Expr::Identifier(ident(&t.column)),
+            ))],
             clauses: vec![],
         }),
         filter: None,
@@ -169,7 +169,10 @@ mod tests {
     use crate::shardmap::{list::ListLayout, range::RangeLayout};
 
     fn create(sql: &str) -> CreateTable {
-        match crate::analyze::parse_sql(sql).ok().and_then(|mut v| v.pop()) {
+        match crate::analyze::parse_sql(sql)
+            .ok()
+            .and_then(|mut v| v.pop())
+        {
             Some(Statement::CreateTable(ct)) => ct,
             _ => panic!("not a CREATE TABLE"),
         }
@@ -203,7 +206,9 @@ mod tests {
     #[test]
     fn range_and_list_bounds() {
         let ct = create("CREATE TABLE s (d date, region text)");
-        let d = |s: &str| Bound::Value(KeyValue::parse_text(KeyType::Date, s).unwrap_or(KeyValue::Date(0)));
+        let d = |s: &str| {
+            Bound::Value(KeyValue::parse_text(KeyType::Date, s).unwrap_or(KeyValue::Date(0)))
+        };
         let t = TableDist::new(
             "s".into(),
             "d".into(),
@@ -230,6 +235,9 @@ mod tests {
             ),
         );
         let sql = create_on_node(&ct, &l, 0).unwrap_or_default();
-        assert_eq!(sql[1], "CREATE TABLE s_0 PARTITION OF s FOR VALUES IN ('US')");
+        assert_eq!(
+            sql[1],
+            "CREATE TABLE s_0 PARTITION OF s FOR VALUES IN ('US')"
+        );
     }
 }

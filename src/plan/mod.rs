@@ -2,7 +2,9 @@
 //! analysis and the statement's parameter values without any I/O, printable for EXPLAIN and
 //! golden tests; `execute` runs it.
 
+pub mod build;
 pub mod ddl;
+pub mod merge;
 pub mod route;
 
 use std::fmt;
@@ -34,9 +36,16 @@ pub enum SessionOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     /// The client's statement, unchanged, on one node.
-    Route { node: usize, why: String },
+    Route {
+        node: usize,
+        why: String,
+    },
     /// The client's statement, unchanged, on several nodes.
-    Scatter { nodes: Vec<usize>, combine: Combine, why: String },
+    Scatter {
+        nodes: Vec<usize>,
+        combine: Combine,
+        why: String,
+    },
     /// Rewritten statements per node, run in order on each (CREATE TABLE of a distributed table,
     /// a multi-row INSERT split by node).
     PerNode {
@@ -46,6 +55,12 @@ pub enum Plan {
         /// After success: the table's distribution column type and position, learned from DDL.
         learn: Option<(String, KeyType, usize)>,
     },
+    /// The worker part on several nodes, combined by shardgate (and the merge node).
+    Merge {
+        nodes: Vec<usize>,
+        merge: Box<merge::Merge>,
+        why: String,
+    },
     Session(SessionOp),
 }
 
@@ -54,7 +69,7 @@ impl Plan {
     pub fn nodes(&self) -> Vec<usize> {
         match self {
             Plan::Route { node, .. } => vec![*node],
-            Plan::Scatter { nodes, .. } => nodes.clone(),
+            Plan::Scatter { nodes, .. } | Plan::Merge { nodes, .. } => nodes.clone(),
             Plan::PerNode { parts, .. } => parts.iter().map(|(n, _)| *n).collect(),
             Plan::Session(_) => Vec::new(),
         }
@@ -77,13 +92,20 @@ impl fmt::Display for Display<'_> {
         };
         match self.plan {
             Plan::Route { node, why } => write!(f, "Route node={} ({why})", name(node)),
-            Plan::Scatter { nodes, combine, why } => write!(
+            Plan::Scatter {
+                nodes,
+                combine,
+                why,
+            } => write!(
                 f,
                 "Scatter nodes={} combine={combine:?} ({why})",
                 nodes.iter().map(name).collect::<Vec<_>>().join(",")
             ),
             Plan::PerNode {
-                parts, combine, why, ..
+                parts,
+                combine,
+                why,
+                ..
             } => {
                 write!(f, "PerNode combine={combine:?} ({why})")?;
                 for (n, sqls) in parts {
@@ -92,6 +114,56 @@ impl fmt::Display for Display<'_> {
                     }
                 }
                 Ok(())
+            }
+            Plan::Merge { nodes, merge, why } => {
+                let nodes = nodes.iter().map(name).collect::<Vec<_>>().join(",");
+                match merge.as_ref() {
+                    merge::Merge::Sort {
+                        worker_sql,
+                        keys,
+                        limit,
+                        offset,
+                    } => {
+                        write!(f, "MergeSort nodes={nodes} ({why})")?;
+                        let keys: Vec<String> = keys
+                            .iter()
+                            .map(|k| {
+                                format!(
+                                    "{}{}",
+                                    if k.desc { "desc" } else { "asc" },
+                                    if k.nulls_first {
+                                        " nulls first"
+                                    } else {
+                                        " nulls last"
+                                    }
+                                )
+                            })
+                            .collect();
+                        if !keys.is_empty() {
+                            write!(f, "\n  keys: {}", keys.join(", "))?;
+                        }
+                        if let Some(l) = limit {
+                            write!(f, "\n  limit: {l}")?;
+                        }
+                        if *offset > 0 {
+                            write!(f, "\n  offset: {offset}")?;
+                        }
+                        write!(f, "\n  worker: {worker_sql}")
+                    }
+                    merge::Merge::Final {
+                        worker_sql,
+                        final_query,
+                        aggs,
+                        ..
+                    } => {
+                        write!(f, "MergeFinal nodes={nodes} ({why})")?;
+                        write!(f, "\n  worker: {worker_sql}")?;
+                        for (i, a) in aggs.iter().enumerate() {
+                            write!(f, "\n  agg{i}: {a:?}")?;
+                        }
+                        write!(f, "\n  final: {final_query}")
+                    }
+                }
             }
             Plan::Session(op) => write!(f, "Session {op:?}"),
         }

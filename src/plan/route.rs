@@ -134,7 +134,10 @@ fn colocated(a: &TableDist, b: &TableDist) -> bool {
                 placement: p2,
             },
         ) => {
-            let family = |t: &TableDist| t.key_type.map(|k| if k.is_integer() { KeyType::Int8 } else { k });
+            let family = |t: &TableDist| {
+                t.key_type
+                    .map(|k| if k.is_integer() { KeyType::Int8 } else { k })
+            };
             m1 == m2 && f1 == f2 && p1 == p2 && family(a).is_some() && family(a) == family(b)
         }
         _ => false,
@@ -217,12 +220,12 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
             },
         },
         Kind::Select { .. } | Kind::Update | Kind::Delete | Kind::Insert => {
-            accesses(stmt, values, map)?
+            accesses(stmt, text, values, map)?
         }
     })
 }
 
-fn accesses(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
+fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
     let default = map.default_node;
     let write = stmt.kind.is_write();
     let mut nodes = BTreeSet::new();
@@ -245,7 +248,11 @@ fn accesses(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
         if !reference || !write {
             return Ok(Plan::Route {
                 node: default,
-                why: if reference { "reference tables only".into() } else { "no distributed table".into() },
+                why: if reference {
+                    "reference tables only".into()
+                } else {
+                    "no distributed table".into()
+                },
             });
         }
         if stmt.touches_local {
@@ -259,7 +266,13 @@ fn accesses(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
             why: "write to a reference table".into(),
         });
     }
-    if write && reference && stmt.accesses.first().is_some_and(|a| map.get(&a.table).is_some_and(|t| t.is_reference())) {
+    if write
+        && reference
+        && stmt
+            .accesses
+            .first()
+            .is_some_and(|a| map.get(&a.table).is_some_and(|t| t.is_reference()))
+    {
         return Err(SgError::unsupported(
             "a write to a reference table that reads a distributed table",
         ));
@@ -267,7 +280,12 @@ fn accesses(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
     if nodes.is_empty() {
         // No shard can hold a matching row; one node holding the table answers with no rows
         // and the right columns.
-        let node = dist[0].1.nodes(map.node_count).first().copied().unwrap_or(default);
+        let node = dist[0]
+            .1
+            .nodes(map.node_count)
+            .first()
+            .copied()
+            .unwrap_or(default);
         return Ok(Plan::Route {
             node,
             why: "no shard can match".into(),
@@ -297,21 +315,33 @@ fn accesses(stmt: &Stmt, values: &Values, map: &ShardMap) -> SgResult<Plan> {
     if dist.len() > 1 {
         let first = &dist[0].1;
         let all_colocated = dist.iter().all(|(_, t)| colocated(first, t));
-        if !all_colocated || !connected(&dist.iter().map(|(i, _)| *i).collect::<Vec<_>>(), &stmt.key_joins) {
+        if !all_colocated
+            || !connected(
+                &dist.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+                &stmt.key_joins,
+            )
+        {
             return Err(SgError::unsupported(
                 "a join of distributed tables that are not co-located and joined on their distribution columns",
             ));
         }
     }
     if let (false, Some(why)) = (write, &stmt.needs_merge) {
-        return Err(SgError::unsupported(format!(
-            "{why} over rows from several nodes yet (route the query to one node with a key)"
-        )));
+        let merge = super::merge::plan(stmt, text, values)?;
+        return Ok(Plan::Merge {
+            nodes: nodes.into_iter().collect(),
+            merge: Box::new(merge),
+            why: format!("{why} over rows of several nodes"),
+        });
     }
     Ok(Plan::Scatter {
         nodes: nodes.into_iter().collect(),
         combine: Combine::Concat,
-        why: if write { "write on every node that may hold rows".into() } else { "rows from every node that may hold them".into() },
+        why: if write {
+            "write on every node that may hold rows".into()
+        } else {
+            "rows from every node that may hold them".into()
+        },
     })
 }
 
@@ -357,7 +387,11 @@ fn create_table(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
     } else {
         ddl::key_column(&ct, &t)?
     };
-    let typed = if t.is_reference() { (*t).clone() } else { t.with_key_type(ty).map_err(SgError::unsupported)? };
+    let typed = if t.is_reference() {
+        (*t).clone()
+    } else {
+        t.with_key_type(ty).map_err(SgError::unsupported)?
+    };
     let mut parts = Vec::new();
     for node in typed.nodes(map.node_count) {
         parts.push((node, ddl::create_on_node(&ct, &typed, node)?));
@@ -420,7 +454,10 @@ fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<
         let mut part = ins.clone();
         if let Some(q) = part.source.as_mut() {
             if let SetExpr::Values(v) = q.body.as_mut() {
-                v.rows = rows.iter().filter_map(|r| v.rows.get(*r).cloned()).collect();
+                v.rows = rows
+                    .iter()
+                    .filter_map(|r| v.rows.get(*r).cloned())
+                    .collect();
             }
         }
         parts.push((node, vec![Statement::Insert(part).to_string()]));

@@ -55,7 +55,12 @@ pub fn fatal(e: &SgError) -> Frame {
 
 pub fn notice(message: &str) -> Frame {
     let mut b = BytesMut::new();
-    for (k, v) in [(b'S', "WARNING"), (b'V', "WARNING"), (b'C', "01000"), (b'M', message)] {
+    for (k, v) in [
+        (b'S', "WARNING"),
+        (b'V', "WARNING"),
+        (b'C', "01000"),
+        (b'M', message),
+    ] {
         b.put_u8(k);
         put_cstr(&mut b, v);
     }

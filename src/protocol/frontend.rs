@@ -57,6 +57,7 @@ pub struct Bind {
     pub statement: String,
     pub param_formats: Vec<i16>,
     pub params: Vec<Option<Bytes>>,
+    pub result_formats: Vec<i16>,
     /// Everything after the statement name, forwarded as sent.
     pub tail: Bytes,
 }
@@ -81,11 +82,17 @@ pub fn bind(f: &Frame) -> SgResult<Bind> {
             Some(Bytes::copy_from_slice(r.bytes(len as usize)?))
         });
     }
+    let n = r.i16()?.max(0) as usize;
+    let mut result_formats = Vec::with_capacity(n);
+    for _ in 0..n {
+        result_formats.push(r.i16()?);
+    }
     Ok(Bind {
         portal,
         statement,
         param_formats,
         params,
+        result_formats,
         tail,
     })
 }
@@ -143,4 +150,62 @@ pub fn flush() -> Frame {
 pub fn put_cstr(b: &mut BytesMut, s: &str) {
     b.put_slice(s.as_bytes());
     b.put_u8(0);
+}
+
+/// A Bind built by shardgate: its own parameters, formats and result formats.
+pub fn build_bind_full(
+    portal: &str,
+    statement: &str,
+    param_formats: &[i16],
+    params: &[Option<Bytes>],
+    result_formats: &[i16],
+) -> Frame {
+    let mut body = BytesMut::with_capacity(
+        portal.len()
+            + statement.len()
+            + 16
+            + params
+                .iter()
+                .map(|p| p.as_ref().map_or(4, |b| b.len() + 4))
+                .sum::<usize>(),
+    );
+    put_cstr(&mut body, portal);
+    put_cstr(&mut body, statement);
+    body.put_i16(param_formats.len() as i16);
+    for f in param_formats {
+        body.put_i16(*f);
+    }
+    body.put_i16(params.len() as i16);
+    for p in params {
+        match p {
+            None => body.put_i32(-1),
+            Some(b) => {
+                body.put_i32(b.len() as i32);
+                body.put_slice(b);
+            }
+        }
+    }
+    body.put_i16(result_formats.len() as i16);
+    for f in result_formats {
+        body.put_i16(*f);
+    }
+    Frame::build(BIND, &body)
+}
+
+/// Parameter type OIDs as a Parse carries them (count, then OIDs).
+pub fn param_types(oids: &[u32]) -> Bytes {
+    let mut b = BytesMut::with_capacity(2 + 4 * oids.len());
+    b.put_i16(oids.len() as i16);
+    for o in oids {
+        b.put_u32(*o);
+    }
+    b.freeze()
+}
+
+pub fn read_param_types(types: &[u8]) -> Vec<u32> {
+    let mut r = super::Reader::new(types);
+    let n = r.i16().unwrap_or(0).max(0) as usize;
+    (0..n)
+        .map_while(|_| r.i32().ok().map(|v| v as u32))
+        .collect()
 }

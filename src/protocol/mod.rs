@@ -56,7 +56,10 @@ pub fn take_frame(buf: &mut BytesMut) -> SgResult<Option<Frame>> {
 }
 
 /// Reads the next frame; Ok(None) at a clean end of stream.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> SgResult<Option<Frame>> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+) -> SgResult<Option<Frame>> {
     loop {
         if let Some(f) = take_frame(buf)? {
             return Ok(Some(f));
@@ -92,8 +95,13 @@ impl<'a> Reader<'a> {
     }
 
     pub fn cstr(&mut self) -> SgResult<&'a str> {
-        let end = self.b.iter().position(|&c| c == 0).ok_or_else(Self::short)?;
-        let s = std::str::from_utf8(&self.b[..end]).map_err(|_| SgError::protocol("invalid UTF-8 in message"))?;
+        let end = self
+            .b
+            .iter()
+            .position(|&c| c == 0)
+            .ok_or_else(Self::short)?;
+        let s = std::str::from_utf8(&self.b[..end])
+            .map_err(|_| SgError::protocol("invalid UTF-8 in message"))?;
         self.b = &self.b[end + 1..];
         Ok(s)
     }

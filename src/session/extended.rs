@@ -49,18 +49,34 @@ pub struct Portal {
 }
 
 pub enum PortalRun {
-    Nodes { nodes: Vec<usize>, combine: Combine },
+    Nodes {
+        nodes: Vec<usize>,
+        combine: Combine,
+    },
     Session(SessionOp),
     /// Rewritten per-node statements, run when executed.
     PerNode(Plan),
+    /// A scatter-gather merge, run when executed.
+    Merge {
+        plan: Plan,
+        bind: fe::Bind,
+    },
 }
 
 /// What the client gets back for one message, in order.
 enum Item {
     Local(Frame),
-    Remote { node: usize, unit: Unit, forward: bool },
-    ExecConcat { nodes: Vec<usize> },
-    ExecSame { nodes: Vec<usize> },
+    Remote {
+        node: usize,
+        unit: Unit,
+        forward: bool,
+    },
+    ExecConcat {
+        nodes: Vec<usize>,
+    },
+    ExecSame {
+        nodes: Vec<usize>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -123,7 +139,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             };
             if !matches!(
                 frame.tag,
-                fe::PARSE | fe::BIND | fe::DESCRIBE | fe::EXECUTE | fe::CLOSE | fe::SYNC | fe::FLUSH
+                fe::PARSE
+                    | fe::BIND
+                    | fe::DESCRIBE
+                    | fe::EXECUTE
+                    | fe::CLOSE
+                    | fe::SYNC
+                    | fe::FLUSH
             ) {
                 return Err(SgError::protocol(format!(
                     "unexpected message type '{}' inside an extended query",
@@ -134,7 +156,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Queues `f` for `node`, preparing the statement there first if needed.
-    async fn queue(&mut self, b: &mut Batch, node: usize, prepared: Option<&Prepared>, f: Frame, item: Item) -> SgResult<()> {
+    async fn queue(
+        &mut self,
+        b: &mut Batch,
+        node: usize,
+        prepared: Option<&Prepared>,
+        f: Frame,
+        item: Item,
+    ) -> SgResult<()> {
         let c = self.backend(node).await?;
         let mut frames = Vec::new();
         let mut items = Vec::new();
@@ -144,8 +173,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 // defined or not; closing a missing statement is not an error.
                 frames.push(fe::build_target(fe::CLOSE, b'S', &p.backend_name));
                 frames.push(fe::build_parse(&p.backend_name, &p.parse));
-                items.push(Item::Remote { node, unit: Unit::Close, forward: false });
-                items.push(Item::Remote { node, unit: Unit::Parse, forward: false });
+                items.push(Item::Remote {
+                    node,
+                    unit: Unit::Close,
+                    forward: false,
+                });
+                items.push(Item::Remote {
+                    node,
+                    unit: Unit::Parse,
+                    forward: false,
+                });
                 c.prepared.insert(p.backend_name.clone());
             }
         }
@@ -161,16 +198,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         match f.tag {
             fe::PARSE => {
                 let p = fe::parse(f)?;
-                let analyzed = self.shared.cache.extended(&p.sql, &self.shared.config.shardmap);
+                let analyzed = self
+                    .shared
+                    .cache
+                    .extended(&p.sql, &self.shared.config.shardmap);
                 if analyzed.analysis.stmts.len() > 1 {
-                    return Err(SgError::syntax("cannot insert multiple commands into a prepared statement"));
+                    return Err(SgError::syntax(
+                        "cannot insert multiple commands into a prepared statement",
+                    ));
                 }
                 let prepared = Prepared {
                     backend_name: backend_name(&p),
                     analysis: analyzed.analysis,
                     parse: p,
                 };
-                self.statements.insert(prepared.parse.name.clone(), Arc::new(prepared));
+                self.statements
+                    .insert(prepared.parse.name.clone(), Arc::new(prepared));
                 b.items.push(Item::Local(be::simple(be::PARSE_COMPLETE)));
             }
             fe::BIND => {
@@ -188,11 +231,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     let stmt = prepared
                         .stmt()
                         .ok_or_else(|| SgError::internal("empty prepared statement"))?;
-                    let p = plan(stmt, &prepared.parse.sql, &values, &self.shared.config.shardmap)?;
+                    let p = plan(
+                        stmt,
+                        &prepared.parse.sql,
+                        &values,
+                        &self.shared.config.shardmap,
+                    )?;
                     self.check_write(&p, stmt.kind.is_write())?;
                     match p {
-                        Plan::Route { node, .. } => self.bind_on(b, &prepared, &bind, vec![node], Combine::Concat).await?,
-                        Plan::Scatter { nodes, combine, .. } => self.bind_on(b, &prepared, &bind, nodes, combine).await?,
+                        Plan::Route { node, .. } => {
+                            self.bind_on(b, &prepared, &bind, vec![node], Combine::Concat)
+                                .await?
+                        }
+                        Plan::Scatter { nodes, combine, .. } => {
+                            self.bind_on(b, &prepared, &bind, nodes, combine).await?
+                        }
                         Plan::PerNode { .. } => {
                             b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
                             PortalRun::PerNode(p)
@@ -201,9 +254,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
                             PortalRun::Session(op)
                         }
+                        Plan::Merge { .. } => {
+                            b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
+                            PortalRun::Merge {
+                                plan: p,
+                                bind: bind.clone(),
+                            }
+                        }
                     }
                 };
-                self.portals.insert(bind.portal.clone(), Portal { stmt: prepared, run });
+                self.portals.insert(
+                    bind.portal.clone(),
+                    Portal {
+                        stmt: prepared,
+                        run,
+                    },
+                );
             }
             fe::DESCRIBE => {
                 let (kind, name) = fe::target(f)?;
@@ -215,7 +281,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     } else {
                         let node = self.home_node(&prepared);
                         let frame = fe::build_target(fe::DESCRIBE, b'S', &prepared.backend_name);
-                        let item = Item::Remote { node, unit: Unit::DescribeStmt, forward: true };
+                        let item = Item::Remote {
+                            node,
+                            unit: Unit::DescribeStmt,
+                            forward: true,
+                        };
                         self.queue(b, node, Some(&prepared), frame, item).await?;
                     }
                 } else {
@@ -224,8 +294,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         PortalRun::Nodes { nodes, .. } => {
                             let node = nodes.first().copied().unwrap_or(0);
                             let frame = fe::build_target(fe::DESCRIBE, b'P', &name);
-                            let item = Item::Remote { node, unit: Unit::DescribePortal, forward: true };
+                            let item = Item::Remote {
+                                node,
+                                unit: Unit::DescribePortal,
+                                forward: true,
+                            };
                             self.queue(b, node, None, frame, item).await?;
+                        }
+                        PortalRun::Merge { bind, .. } => {
+                            let formats = bind.result_formats.clone();
+                            let stmt = portal.stmt.clone();
+                            self.play(b, false).await?;
+                            let types = fe::read_param_types(&stmt.parse.types);
+                            let d = self.shared.config.default_node;
+                            match self.describe_fields(d, &stmt.parse.sql, &types).await? {
+                                Ok(fields) if fields.is_empty() => {
+                                    self.push(&be::simple(be::NO_DATA))
+                                }
+                                Ok(fields) => self.push(&crate::execute::rows::row_description(
+                                    &fields,
+                                    fields.len(),
+                                    &formats,
+                                )),
+                                Err(f) => {
+                                    self.push(&f);
+                                    self.errored = true;
+                                    b.failed = true;
+                                }
+                            }
                         }
                         _ => b.items.push(Item::Local(be::simple(be::NO_DATA))),
                     }
@@ -239,7 +335,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     PortalRun::Nodes { nodes, combine } => {
                         let (nodes, combine) = (nodes.clone(), *combine);
                         if nodes.len() == 1 {
-                            let item = Item::Remote { node: nodes[0], unit: Unit::Execute, forward: true };
+                            let item = Item::Remote {
+                                node: nodes[0],
+                                unit: Unit::Execute,
+                                forward: true,
+                            };
                             self.queue(b, nodes[0], None, f.clone(), item).await?;
                         } else {
                             if max_rows != 0 {
@@ -264,8 +364,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             self.session_op(op, &s, &stmt.parse.sql).await?;
                         }
                     }
+                    PortalRun::Merge {
+                        plan: Plan::Merge { nodes, merge, .. },
+                        bind,
+                    } => {
+                        let (nodes, merge, bind) = (nodes.clone(), merge.clone(), bind.clone());
+                        if max_rows != 0 {
+                            return Err(SgError::unsupported("fetching a multi-node result in batches (Execute with a row limit)"));
+                        }
+                        self.play(b, false).await?;
+                        let types = fe::read_param_types(&stmt.parse.types);
+                        self.errored = false;
+                        self.run_merge(super::merge::MergeCall {
+                            nodes: &nodes,
+                            merge: &merge,
+                            original: &stmt.parse.sql,
+                            param_types: &types,
+                            params: &bind.params,
+                            param_formats: &bind.param_formats,
+                            result_formats: &bind.result_formats,
+                            describe: false,
+                        })
+                        .await?;
+                        if self.errored {
+                            b.failed = true;
+                        }
+                    }
+                    PortalRun::Merge { .. } => {}
                     PortalRun::PerNode(p) => {
-                        let Plan::PerNode { parts, combine, learn, .. } = p.clone() else {
+                        let Plan::PerNode {
+                            parts,
+                            combine,
+                            learn,
+                            ..
+                        } = p.clone()
+                        else {
                             return Ok(());
                         };
                         self.play(b, false).await?;
@@ -300,7 +433,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     fn statement(&self, name: &str) -> SgResult<Arc<Prepared>> {
         self.statements.get(name).cloned().ok_or_else(|| {
-            SgError::new(code::UNDEFINED_PSTATEMENT, format!("prepared statement \"{name}\" does not exist"))
+            SgError::new(
+                code::UNDEFINED_PSTATEMENT,
+                format!("prepared statement \"{name}\" does not exist"),
+            )
         })
     }
 
@@ -325,7 +461,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     ) -> SgResult<PortalRun> {
         for (i, &node) in nodes.iter().enumerate() {
             let frame = fe::build_bind(&bind.portal, &prepared.backend_name, bind);
-            let item = Item::Remote { node, unit: Unit::Bind, forward: i == 0 };
+            let item = Item::Remote {
+                node,
+                unit: Unit::Bind,
+                forward: i == 0,
+            };
             self.queue(b, node, Some(prepared), frame, item).await?;
         }
         Ok(PortalRun::Nodes { nodes, combine })
@@ -360,7 +500,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     }
                     self.push(&f)
                 }
-                Item::Remote { node, unit, forward } => {
+                Item::Remote {
+                    node,
+                    unit,
+                    forward,
+                } => {
                     if self.unit(node, unit, forward).await? {
                         b.failed = true;
                     }
@@ -425,7 +569,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Unit::Parse | Unit::Bind | Unit::Close => true,
                 Unit::DescribeStmt => f.tag != be::PARAMETER_DESCRIPTION,
                 Unit::DescribePortal => true,
-                Unit::Execute => matches!(f.tag, be::COMMAND_COMPLETE | be::EMPTY_QUERY | be::PORTAL_SUSPENDED),
+                Unit::Execute => matches!(
+                    f.tag,
+                    be::COMMAND_COMPLETE | be::EMPTY_QUERY | be::PORTAL_SUSPENDED
+                ),
             };
             if forward {
                 self.push_flushing(&f).await?;
@@ -475,5 +622,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 }
 
 fn no_portal(name: &str) -> SgError {
-    SgError::new(code::UNDEFINED_CURSOR, format!("portal \"{name}\" does not exist"))
+    SgError::new(
+        code::UNDEFINED_CURSOR,
+        format!("portal \"{name}\" does not exist"),
+    )
 }

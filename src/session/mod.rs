@@ -2,6 +2,7 @@
 //! frames, the transaction state, and the worker connections the session holds.
 
 pub mod extended;
+pub mod merge;
 pub mod simple;
 pub mod startup;
 pub mod txn;
@@ -38,7 +39,12 @@ pub struct Session<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
-    pub fn new(shared: Arc<Shared>, client: S, rbuf: BytesMut, settings: BTreeMap<String, String>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        client: S,
+        rbuf: BytesMut,
+        settings: BTreeMap<String, String>,
+    ) -> Self {
         Session {
             shared,
             client,
@@ -130,13 +136,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.flush().await?;
                 }
                 fe::TERMINATE => break,
-                fe::PARSE | fe::BIND | fe::DESCRIBE | fe::EXECUTE | fe::CLOSE | fe::SYNC | fe::FLUSH => {
+                fe::PARSE
+                | fe::BIND
+                | fe::DESCRIBE
+                | fe::EXECUTE
+                | fe::CLOSE
+                | fe::SYNC
+                | fe::FLUSH => {
                     self.extended_batch(frame).await?;
                     self.flush().await?;
                 }
                 fe::COPY_DATA | fe::COPY_DONE | fe::COPY_FAIL => {}
                 other => {
-                    let e = SgError::protocol(format!("unexpected message type '{}'", other as char));
+                    let e =
+                        SgError::protocol(format!("unexpected message type '{}'", other as char));
                     self.push(&be::fatal(&e));
                     self.flush().await?;
                     break;

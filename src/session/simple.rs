@@ -69,8 +69,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 .map(|(s, t)| plan(s, t, &values, map))
                 .collect();
             let single = plans.iter().all(|p| matches!(p, Ok(Plan::Route { .. })));
-            let nodes: std::collections::BTreeSet<usize> =
-                plans.iter().flat_map(|p| p.as_ref().map(|p| p.nodes()).unwrap_or_default()).collect();
+            let nodes: std::collections::BTreeSet<usize> = plans
+                .iter()
+                .flat_map(|p| p.as_ref().map(|p| p.nodes()).unwrap_or_default())
+                .collect();
             let all_writes_ok = self.txn.txn.is_none();
             if single && nodes.len() == 1 && all_writes_ok {
                 let node = nodes.into_iter().next().unwrap_or(0);
@@ -90,7 +92,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 ));
                 break;
             }
-            let ok = self.run_stmt(stmt, text, &values, frame, analysis.stmts.len() == 1).await?;
+            let ok = self
+                .run_stmt(stmt, text, &values, frame, analysis.stmts.len() == 1)
+                .await?;
             if !ok {
                 break;
             }
@@ -122,7 +126,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.errored = false;
         match p {
             Plan::Route { node, .. } => {
-                let f = if whole { frame.clone() } else { fe::build_query(text) };
+                let f = if whole {
+                    frame.clone()
+                } else {
+                    fe::build_query(text)
+                };
                 self.forward_simple(node, f).await?;
             }
             Plan::Scatter { nodes, combine, .. } => {
@@ -146,6 +154,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.shared.cache.clear();
                 }
             }
+            Plan::Merge { nodes, merge, .. } => {
+                self.run_merge(super::merge::MergeCall {
+                    nodes: &nodes,
+                    merge: &merge,
+                    original: text,
+                    param_types: &[],
+                    params: &[],
+                    param_formats: &[],
+                    result_formats: &[],
+                    describe: true,
+                })
+                .await?;
+            }
             Plan::Session(op) => self.session_op(op, stmt, text).await?,
         }
         Ok(!self.errored)
@@ -162,7 +183,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     return Ok(());
                 };
                 if let SetAction::ResetAll = action {
-                    if text.trim_start().to_ascii_lowercase().starts_with("discard") {
+                    if text
+                        .trim_start()
+                        .to_ascii_lowercase()
+                        .starts_with("discard")
+                    {
                         self.settings.clear();
                         self.push(&be::command_complete("DISCARD ALL"));
                         return Ok(());
@@ -222,7 +247,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Runs statements on several nodes (all sent before any reply is read, so nodes work in
     /// parallel) and combines the replies. True when every node succeeded.
-    pub async fn multi(&mut self, parts: Vec<(usize, Vec<String>)>, combine: Combine) -> SgResult<bool> {
+    pub async fn multi(
+        &mut self,
+        parts: Vec<(usize, Vec<String>)>,
+        combine: Combine,
+    ) -> SgResult<bool> {
         let mut sent = Vec::new();
         for (node, sqls) in &parts {
             let q = fe::build_query(&sqls.join(";\n"));
@@ -295,7 +324,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     let (verb, n) = be::split_tag(tag);
                     let tag = match n {
                         Some(_) => {
-                            let sum: u64 = tags.iter().filter_map(|t| t.get(k)).filter_map(|t| be::split_tag(t).1).sum();
+                            let sum: u64 = tags
+                                .iter()
+                                .filter_map(|t| t.get(k))
+                                .filter_map(|t| be::split_tag(t).1)
+                                .sum();
                             format!("{verb} {sum}")
                         }
                         None => tag.clone(),
@@ -340,7 +373,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.push(&f);
                     self.copy_in(node).await?;
                 }
-                be::NOTICE_RESPONSE | be::PARAMETER_STATUS | be::NOTIFICATION => self.push_flushing(&f).await?,
+                be::NOTICE_RESPONSE | be::PARAMETER_STATUS | be::NOTIFICATION => {
+                    self.push_flushing(&f).await?
+                }
                 _ => match mode {
                     Mode::Hold => o.held.push(f),
                     Mode::Quiet => {}
@@ -358,8 +393,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Err(SgError::protocol("client went away during COPY"));
             };
             let done = matches!(f.tag, fe::COPY_DONE | fe::COPY_FAIL);
-            if matches!(f.tag, fe::COPY_DATA | fe::COPY_DONE | fe::COPY_FAIL | fe::FLUSH | fe::SYNC) {
-                self.backend(node).await?.send(std::slice::from_ref(&f)).await?;
+            if matches!(
+                f.tag,
+                fe::COPY_DATA | fe::COPY_DONE | fe::COPY_FAIL | fe::FLUSH | fe::SYNC
+            ) {
+                self.backend(node)
+                    .await?
+                    .send(std::slice::from_ref(&f))
+                    .await?;
             }
             if done {
                 return Ok(());

@@ -58,7 +58,11 @@ impl ServerParameterProvider for Params {
         let mut m: HashMap<String, String> = self.shared.server_params.iter().cloned().collect();
         m.insert(
             "application_name".into(),
-            client.metadata().get("application_name").cloned().unwrap_or_default(),
+            client
+                .metadata()
+                .get("application_name")
+                .cloned()
+                .unwrap_or_default(),
         );
         if let Some(user) = client.metadata().get("user") {
             m.insert("session_authorization".into(), user.clone());
@@ -90,9 +94,19 @@ pub struct Started {
 }
 
 /// Startup parameters that are not settings.
-const NOT_SETTINGS: [&str; 5] = ["user", "database", "replication", "options", "client_encoding"];
+const NOT_SETTINGS: [&str; 5] = [
+    "user",
+    "database",
+    "replication",
+    "options",
+    "client_encoding",
+];
 
-pub async fn startup(socket: TcpStream, auth: &Authenticator, timeout: std::time::Duration) -> Option<Started> {
+pub async fn startup(
+    socket: TcpStream,
+    auth: &Authenticator,
+    timeout: std::time::Duration,
+) -> Option<Started> {
     let fut = async {
         let mut framed = negotiate_tls::<()>(socket, None).await.ok()??;
         while let Some(Ok(msg)) = framed.next().await {

@@ -118,7 +118,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub async fn end(&mut self, commit: bool) -> SgResult<()> {
         let Some(t) = self.txn.txn.take() else {
             self.push(&be::notice("there is no transaction in progress"));
-            self.push(&be::command_complete(if commit { "COMMIT" } else { "ROLLBACK" }));
+            self.push(&be::command_complete(if commit {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            }));
             return Ok(());
         };
         let commit = commit && !t.failed;

@@ -18,7 +18,10 @@ impl ListLayout {
         for (i, (values, _)) in lists.iter().enumerate() {
             for v in values {
                 if index.insert(v.clone(), i as ShardId).is_some() {
-                    return Err(format!("list value '{}' appears in more than one list", v.to_text()));
+                    return Err(format!(
+                        "list value '{}' appears in more than one list",
+                        v.to_text()
+                    ));
                 }
             }
         }
@@ -73,8 +76,11 @@ mod tests {
     #[test]
     fn values_default_and_duplicates() {
         let t = |s: &str| KeyValue::Text(s.into());
-        let l = ListLayout::new(vec![(vec![t("US"), t("CA")], 0), (vec![t("UK")], 1)], Some(2))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let l = ListLayout::new(
+            vec![(vec![t("US"), t("CA")], 0), (vec![t("UK")], 1)],
+            Some(2),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(l.shard_of(Some(&t("CA"))), Some(0));
         assert_eq!(l.shard_of(Some(&t("JP"))), Some(2));
         assert_eq!(l.shard_of(None), Some(2));

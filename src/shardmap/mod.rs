@@ -108,7 +108,9 @@ impl TableDist {
     pub fn node_of(&self, shard: ShardId) -> usize {
         match &self.kind {
             TableKind::Reference => 0,
-            TableKind::Hash { placement, .. } => placement.get(shard as usize).copied().unwrap_or(0),
+            TableKind::Hash { placement, .. } => {
+                placement.get(shard as usize).copied().unwrap_or(0)
+            }
             TableKind::Range(r) => r.node_of(shard),
             TableKind::List(l) => l.node_of(shard),
         }
@@ -140,7 +142,9 @@ impl TableDist {
             TableKind::Hash { modulus, func, .. } => {
                 let h = match (key, func) {
                     (None, _) => 0,
-                    (Some(v), HashFunc::Postgres) => hash::row_hash(Some(pg_hash(v, self.key_type()?))),
+                    (Some(v), HashFunc::Postgres) => {
+                        hash::row_hash(Some(pg_hash(v, self.key_type()?)))
+                    }
                     (Some(v), HashFunc::SipHash) => siphash::siphash_key(&sip_bytes(v)),
                 };
                 Some(hash::remainder(h, *modulus) as ShardId)
@@ -155,10 +159,7 @@ impl TableDist {
         self.shard_of(key)?.ok_or_else(|| {
             SgError::new(
                 code::CHECK_VIOLATION,
-                format!(
-                    "no partition of relation \"{}\" found for row",
-                    self.name
-                ),
+                format!("no partition of relation \"{}\" found for row", self.name),
             )
             .with_detail(format!(
                 "Partition key of the failing row contains ({}) = ({}).",
@@ -316,7 +317,11 @@ mod tests {
         }
         let t = hash_table(KeyType::Text, 4);
         for (v, r) in [("", 2), ("a", 2), ("abc", 1), ("hello world", 0)] {
-            assert_eq!(t.shard_of(Some(&KeyValue::Text(v.into()))), Ok(Some(r)), "{v}");
+            assert_eq!(
+                t.shard_of(Some(&KeyValue::Text(v.into()))),
+                Ok(Some(r)),
+                "{v}"
+            );
         }
         assert_eq!(t.shard_of(None), Ok(Some(0)));
         assert_eq!(t.node_of(3), 0);

@@ -148,7 +148,9 @@ impl RangeLayout {
         };
         self.ranges
             .iter()
-            .position(|r| r.from.cmp_value(v) != Ordering::Greater && r.to.cmp_value(v) == Ordering::Greater)
+            .position(|r| {
+                r.from.cmp_value(v) != Ordering::Greater && r.to.cmp_value(v) == Ordering::Greater
+            })
             .map(|i| i as ShardId)
             .or_else(|| self.default_id())
     }
@@ -194,7 +196,11 @@ mod tests {
         RangeLayout::new(
             vec![
                 (Bound::Min, Bound::Value(d("2024-02-01")), 0),
-                (Bound::Value(d("2024-02-01")), Bound::Value(d("2024-03-01")), 1),
+                (
+                    Bound::Value(d("2024-02-01")),
+                    Bound::Value(d("2024-03-01")),
+                    1,
+                ),
                 (Bound::Value(d("2024-03-01")), Bound::Max, 2),
             ],
             None,
@@ -215,8 +221,14 @@ mod tests {
     fn pruning_by_interval() {
         let m = months();
         let (a, b) = (d("2024-02-01"), d("2024-03-01"));
-        assert_eq!(m.shards_overlapping(Some((&a, true)), Some((&b, false))), vec![1]);
-        assert_eq!(m.shards_overlapping(Some((&a, true)), Some((&b, true))), vec![1, 2]);
+        assert_eq!(
+            m.shards_overlapping(Some((&a, true)), Some((&b, false))),
+            vec![1]
+        );
+        assert_eq!(
+            m.shards_overlapping(Some((&a, true)), Some((&b, true))),
+            vec![1, 2]
+        );
         assert_eq!(m.shards_overlapping(None, Some((&a, false))), vec![0]);
         assert_eq!(m.shards_overlapping(Some((&b, true)), None), vec![2]);
     }
