@@ -67,10 +67,12 @@ pub async fn learn_key_types(config: &Config) -> Result<(), String> {
                 map.set_key_type(&t.name, ty)?;
                 map.set_key_position(&t.name, pos as usize);
             }
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "config: table \"{}\": distribution column \"{}\" has unsupported type {ty_name}",
                 t.name, t.column
-            )),
+            ))
+            }
         }
     }
     Ok(())

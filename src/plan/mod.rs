@@ -62,9 +62,30 @@ pub enum Plan {
         why: String,
     },
     Session(SessionOp),
+    /// EXPLAIN: the distributed plan, then a node's own plan (and per-node timing for ANALYZE).
+    Explain {
+        inner: Box<Plan>,
+        analyze: bool,
+        /// The explained statement's text.
+        sql: String,
+    },
 }
 
 impl Plan {
+    /// The SQL each node runs for the plan (the client's text where it is forwarded as is).
+    pub fn node_sql(&self, text: &str) -> Vec<(usize, String)> {
+        match self {
+            Plan::Route { node, .. } => vec![(*node, text.to_string())],
+            Plan::Scatter { nodes, .. } => nodes.iter().map(|n| (*n, text.to_string())).collect(),
+            Plan::Merge { nodes, merge, .. } => nodes
+                .iter()
+                .map(|n| (*n, merge.worker_sql().to_string()))
+                .collect(),
+            Plan::PerNode { parts, .. } => parts.iter().map(|(n, s)| (*n, s.join(";\n"))).collect(),
+            Plan::Session(_) | Plan::Explain { .. } => Vec::new(),
+        }
+    }
+
     /// Every node the plan runs on, ascending.
     pub fn nodes(&self) -> Vec<usize> {
         match self {
@@ -72,6 +93,7 @@ impl Plan {
             Plan::Scatter { nodes, .. } | Plan::Merge { nodes, .. } => nodes.clone(),
             Plan::PerNode { parts, .. } => parts.iter().map(|(n, _)| *n).collect(),
             Plan::Session(_) => Vec::new(),
+            Plan::Explain { inner, .. } => inner.nodes(),
         }
     }
 }
@@ -166,6 +188,16 @@ impl fmt::Display for Display<'_> {
                 }
             }
             Plan::Session(op) => write!(f, "Session {op:?}"),
+            Plan::Explain { inner, .. } => write!(
+                f,
+                "Explain\n  {}",
+                Display {
+                    plan: inner,
+                    node_names: self.node_names
+                }
+                .to_string()
+                .replace('\n', "\n  ")
+            ),
         }
     }
 }

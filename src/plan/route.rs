@@ -202,23 +202,23 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
             }
         }
         Kind::Insert if stmt.insert.is_some() => insert(stmt, text, values, map)?,
-        Kind::Explain { .. } => match &stmt.explained {
-            Some(inner) => match plan(inner, &inner.text, values, map)? {
-                Plan::Route { node, why } => Plan::Route { node, why },
-                Plan::Scatter { nodes, .. } => Plan::Route {
-                    node: nodes.first().copied().unwrap_or(default),
-                    why: "EXPLAIN of a multi-node statement shows one node's plan".into(),
-                },
-                _ => Plan::Route {
-                    node: default,
-                    why: "EXPLAIN".into(),
-                },
-            },
-            None => Plan::Route {
-                node: default,
-                why: "EXPLAIN".into(),
-            },
-        },
+        Kind::Explain { analyze } => {
+            let inner = stmt
+                .explained
+                .as_ref()
+                .ok_or_else(|| SgError::internal("EXPLAIN without its statement"))?;
+            // The statement as this text spells it (the analysis may come from another text).
+            let inner_text = match reparse(text)? {
+                Statement::Explain { statement, .. } => statement.to_string(),
+                _ => inner.text.clone(),
+            };
+            let plan = plan(inner, &inner_text, values, map)?;
+            Plan::Explain {
+                inner: Box::new(plan),
+                analyze: *analyze,
+                sql: inner_text,
+            }
+        }
         Kind::Select { .. } | Kind::Update | Kind::Delete | Kind::Insert => {
             accesses(stmt, text, values, map)?
         }
@@ -231,6 +231,7 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
     let mut nodes = BTreeSet::new();
     let mut dist = Vec::new();
     let mut reference = false;
+    let mut shard_names = Vec::new();
     for (i, a) in stmt.accesses.iter().enumerate() {
         let t = table(map, &a.table)?;
         if t.is_reference() {
@@ -238,12 +239,26 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
             continue;
         }
         t.key_type()?;
-        match shards(&t, &a.pin, values) {
-            Some(s) => nodes.extend(s.iter().map(|s| t.node_of(*s))),
-            None => nodes.extend(t.nodes(map.node_count)),
+        let set: Vec<ShardId> = match shards(&t, &a.pin, values) {
+            Some(s) => s.into_iter().collect(),
+            None => (0..t.shard_count()).collect(),
+        };
+        nodes.extend(set.iter().map(|s| t.node_of(*s)));
+        if set.len() < t.shard_count() as usize {
+            shard_names.push(format!(
+                "{} shards {}",
+                t.name,
+                set.iter()
+                    .map(|s| t.shard_name(*s))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+        } else {
+            shard_names.push(format!("{} all {} shards", t.name, t.shard_count()));
         }
         dist.push((i, t));
     }
+    let shards_note = shard_names.join("; ");
     if dist.is_empty() {
         if !reference || !write {
             return Ok(Plan::Route {
@@ -288,7 +303,7 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
             .unwrap_or(default);
         return Ok(Plan::Route {
             node,
-            why: "no shard can match".into(),
+            why: format!("no shard can match: {shards_note}"),
         });
     }
     if stmt.touches_local {
@@ -306,7 +321,7 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
         let node = nodes.into_iter().next().unwrap_or(default);
         return Ok(Plan::Route {
             node,
-            why: "key pins one node".into(),
+            why: format!("key pins one node: {shards_note}"),
         });
     }
     if let Some(why) = &stmt.no_scatter {
@@ -331,7 +346,7 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
         return Ok(Plan::Merge {
             nodes: nodes.into_iter().collect(),
             merge: Box::new(merge),
-            why: format!("{why} over rows of several nodes"),
+            why: format!("{why} over rows of several nodes: {shards_note}"),
         });
     }
     Ok(Plan::Scatter {

@@ -61,6 +61,11 @@ pub enum PortalRun {
         plan: Plan,
         bind: fe::Bind,
     },
+    /// EXPLAIN, answered by shardgate when executed.
+    Explain {
+        plan: Plan,
+        has_params: bool,
+    },
 }
 
 /// What the client gets back for one message, in order.
@@ -261,6 +266,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                                 bind: bind.clone(),
                             }
                         }
+                        Plan::Explain { .. } => {
+                            b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
+                            PortalRun::Explain {
+                                plan: p,
+                                has_params: !bind.params.is_empty(),
+                            }
+                        }
                     }
                 };
                 self.portals.insert(
@@ -322,6 +334,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                                     b.failed = true;
                                 }
                             }
+                        }
+                        PortalRun::Explain { .. } => {
+                            b.items.push(Item::Local(super::explain::description()))
                         }
                         _ => b.items.push(Item::Local(be::simple(be::NO_DATA))),
                     }
@@ -391,6 +406,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         }
                     }
                     PortalRun::Merge { .. } => {}
+                    PortalRun::Explain {
+                        plan:
+                            Plan::Explain {
+                                inner,
+                                analyze,
+                                sql,
+                            },
+                        has_params,
+                    } => {
+                        let (inner, analyze, sql, has_params) =
+                            (inner.clone(), *analyze, sql.clone(), *has_params);
+                        self.play(b, false).await?;
+                        self.explain(&inner, analyze, &sql, false, has_params)
+                            .await?;
+                    }
+                    PortalRun::Explain { .. } => {}
                     PortalRun::PerNode(p) => {
                         let Plan::PerNode {
                             parts,

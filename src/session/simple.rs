@@ -168,6 +168,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 .await?;
             }
             Plan::Session(op) => self.session_op(op, stmt, text).await?,
+            Plan::Explain {
+                inner,
+                analyze,
+                sql,
+            } => self.explain(&inner, analyze, &sql, true, false).await?,
         }
         Ok(!self.errored)
     }

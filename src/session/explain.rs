@@ -1,0 +1,141 @@
+//! EXPLAIN through shardgate: the distributed plan first (route or scatter, nodes and shards,
+//! the SQL each node gets, the merge steps), then a node's own plan as Citus shows one task's;
+//! EXPLAIN ANALYZE adds each node's row count and execution time.
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Session;
+use crate::error::SgResult;
+use crate::execute::rows::{row_description, Field};
+use crate::plan::{Display, Plan};
+use crate::protocol::backend as be;
+use crate::protocol::frontend as fe;
+use crate::protocol::Frame;
+
+fn text_row(s: &str) -> Frame {
+    let mut b = BytesMut::with_capacity(s.len() + 6);
+    b.put_i16(1);
+    b.put_i32(s.len() as i32);
+    b.put_slice(s.as_bytes());
+    Frame::build(be::DATA_ROW, &b)
+}
+
+pub fn description() -> Frame {
+    let f = Field {
+        name: "QUERY PLAN".into(),
+        table_oid: 0,
+        column: 0,
+        type_oid: 25,
+        type_len: -1,
+        type_mod: -1,
+        format: 0,
+    };
+    row_description(&[f], 1, &[])
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    /// Runs `sql` on a node with the simple protocol and returns the first column of each row.
+    async fn text_rows(&mut self, node: usize, sql: &str) -> SgResult<Result<Vec<String>, Frame>> {
+        let c = self.backend(node).await?;
+        c.send(&[fe::build_query(sql)]).await?;
+        let mut out = Vec::new();
+        let mut err = None;
+        loop {
+            let f = c.read().await?;
+            match f.tag {
+                be::DATA_ROW => {
+                    let cols = crate::execute::rows::columns(&f)?;
+                    if let Some(Some(v)) = cols.first() {
+                        out.push(String::from_utf8_lossy(v).into_owned());
+                    }
+                }
+                be::ERROR_RESPONSE if err.is_none() => err = Some(f),
+                be::READY_FOR_QUERY => break,
+                _ => {}
+            }
+        }
+        Ok(err.map_or(Ok(out), Err))
+    }
+
+    pub async fn explain(
+        &mut self,
+        inner: &Plan,
+        analyze: bool,
+        sql: &str,
+        describe: bool,
+        has_params: bool,
+    ) -> SgResult<()> {
+        let names = self.shared.node_names.clone();
+        let mut lines = vec!["Distributed Plan".to_string()];
+        for l in (Display {
+            plan: inner,
+            node_names: &names,
+        })
+        .to_string()
+        .lines()
+        {
+            lines.push(format!("  {l}"));
+        }
+        let parts = inner.node_sql(sql);
+        let mut node_plan: Option<(usize, Vec<String>)> = None;
+        if !has_params {
+            for (i, (node, node_sql)) in parts.iter().enumerate() {
+                if !analyze && i > 0 {
+                    break;
+                }
+                let q = if analyze {
+                    format!("EXPLAIN (ANALYZE, SUMMARY ON) {node_sql}")
+                } else {
+                    format!("EXPLAIN {node_sql}")
+                };
+                let rows = match self.text_rows(*node, &q).await? {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.push(&e);
+                        self.errored = true;
+                        return Ok(());
+                    }
+                };
+                if analyze {
+                    let actual = rows
+                        .first()
+                        .and_then(|l| l.split("actual ").nth(1))
+                        .and_then(|a| a.split("rows=").nth(1))
+                        .and_then(|r| r.split_whitespace().next())
+                        .unwrap_or("?")
+                        .to_string();
+                    let time = rows
+                        .iter()
+                        .find_map(|l| l.trim().strip_prefix("Execution Time: "))
+                        .unwrap_or("?")
+                        .to_string();
+                    let name = names.get(*node).cloned().unwrap_or_default();
+                    lines.push(format!(
+                        "  Node {name}: rows={actual} execution time={time}"
+                    ));
+                }
+                if node_plan.is_none() {
+                    node_plan = Some((*node, rows));
+                }
+            }
+        }
+        if let Some((node, rows)) = node_plan {
+            lines.push(format!(
+                "  Plan on node {}:",
+                names.get(node).cloned().unwrap_or_default()
+            ));
+            for r in rows {
+                lines.push(format!("    {r}"));
+            }
+        }
+        if describe {
+            self.push(&description());
+        }
+        for l in &lines {
+            self.push(&text_row(l));
+        }
+        self.push(&be::command_complete("EXPLAIN"));
+        Ok(())
+    }
+}
