@@ -88,7 +88,7 @@ fn merge_reasons(q: &Query, s: &mut Stmt) {
     match q.body.as_ref() {
         SetExpr::Select(sel) => {
             if windows {
-                s.no_scatter = Some("window functions over rows of several nodes".into());
+                s.no_scatter = Some("window functions over rows of several nodes (unless partitioned by the key within one node)".into());
             }
             let grouped = !matches!(&sel.group_by, sqlparser::ast::GroupByExpr::Expressions(v, _) if v.is_empty());
             if sel.distinct.is_some() {
@@ -113,12 +113,14 @@ fn merge_reasons(q: &Query, s: &mut Stmt) {
 
 fn apply_found(s: &mut Stmt, f: super::scope::Found) {
     if f.outer_join_risk {
-        s.no_scatter
-            .get_or_insert_with(|| "an outer join that keeps rows of a reference table".into());
+        s.no_scatter.get_or_insert_with(|| {
+            "an outer join that keeps rows of a reference table, across nodes".into()
+        });
     }
     if f.accesses.iter().any(|a| !a.top) {
-        s.no_scatter
-            .get_or_insert_with(|| "a distributed table inside a subquery or CTE".into());
+        s.no_scatter.get_or_insert_with(|| {
+            "a distributed table inside a subquery or CTE, across nodes".into()
+        });
     }
     s.touches_local |= f.touches_local;
     s.top_keys = f.top_keys;
@@ -270,6 +272,16 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
                 "SQL-level PREPARE/EXECUTE/DEALLOCATE (use the extended query protocol)",
             ));
             s
+        }
+        _ if matches!(
+            text.split_whitespace()
+                .next()
+                .map(|w| w.to_ascii_lowercase())
+                .as_deref(),
+            Some("vacuum" | "analyze" | "analyse" | "reindex" | "cluster" | "checkpoint")
+        ) =>
+        {
+            Stmt::new(Kind::Maintenance, text)
         }
         _ => {
             let mut s = Stmt::new(Kind::Other, text);

@@ -142,9 +142,8 @@ pub fn shape(sql: &str) -> Option<Shape> {
                     }
                 }
                 let tok = &sql[start..j];
-                if tok == "." || (j < b.len() && is_ident_byte(b[j])) {
-                    out.push_str(tok);
-                } else if typmod_depth > 0 || !tok.bytes().any(|d| d.is_ascii_digit()) {
+                let glued_word = tok == "." || (j < b.len() && is_ident_byte(b[j]));
+                if glued_word || typmod_depth > 0 || !tok.bytes().any(|d| d.is_ascii_digit()) {
                     out.push_str(tok);
                 } else {
                     literals.push(Literal {

@@ -114,7 +114,7 @@ fn shards(t: &TableDist, pin: &Pin, v: &Values) -> Option<BTreeSet<ShardId>> {
     }
 }
 
-fn table<'m>(map: &'m ShardMap, name: &str) -> SgResult<std::sync::Arc<TableDist>> {
+fn table(map: &ShardMap, name: &str) -> SgResult<std::sync::Arc<TableDist>> {
     map.get(name)
         .ok_or_else(|| SgError::internal(format!("table \"{name}\" vanished from the shard map")))
 }
@@ -246,7 +246,7 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
         nodes.extend(set.iter().map(|s| t.node_of(*s)));
         if set.len() < t.shard_count() as usize {
             shard_names.push(format!(
-                "{} shards {}",
+                "{} shards [{}]",
                 t.name,
                 set.iter()
                     .map(|s| t.shard_name(*s))
@@ -325,7 +325,7 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
         });
     }
     if let Some(why) = &stmt.no_scatter {
-        return Err(SgError::unsupported(format!("{why} across shards")));
+        return Err(SgError::unsupported(why));
     }
     if dist.len() > 1 {
         let first = &dist[0].1;
@@ -353,9 +353,9 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
         nodes: nodes.into_iter().collect(),
         combine: Combine::Concat,
         why: if write {
-            "write on every node that may hold rows".into()
+            format!("write on every node that may hold rows: {shards_note}")
         } else {
-            "rows from every node that may hold them".into()
+            format!("rows from every node that may hold them: {shards_note}")
         },
     })
 }
