@@ -30,6 +30,9 @@ enum Command {
         /// Where the workers' data lives.
         #[arg(long, default_value = "shardgate-data")]
         data: PathBuf,
+        /// SQL loaded through shardgate when its first table does not exist yet.
+        #[arg(long, default_value = "config/example-schema.sql")]
+        schema: PathBuf,
     },
 }
 
@@ -51,7 +54,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
     let _cluster = match &cli.command {
-        Some(Command::Local { data }) => {
+        Some(Command::Local { data, .. }) => {
             let mut nodes = Vec::new();
             for n in &cfg.nodes {
                 let port = match port_of(&n.url) {
@@ -112,6 +115,21 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!("shardgate listening on {listen}");
+        if let Some(Command::Local { schema, .. }) = &cli.command {
+            let user = shared
+                .config
+                .users
+                .iter()
+                .next()
+                .map(|(u, p)| (u.clone(), p.clone()));
+            if let (Some((user, password)), Ok(sql)) = (user, std::fs::read_to_string(schema)) {
+                let addr = listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or(listen.clone());
+                tokio::spawn(load_schema(addr, user, password, sql));
+            }
+        }
         match server::serve(shared, listener, server::signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -130,4 +148,40 @@ fn port_of(url: &str) -> Option<u16> {
         .get_ports()
         .first()
         .copied()
+}
+
+/// `local`: loads the example schema through shardgate itself, once.
+async fn load_schema(addr: String, user: String, password: String, sql: String) {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return;
+    };
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(host)
+        .port(port.parse().unwrap_or(6432))
+        .user(&user)
+        .password(&password)
+        .dbname("app");
+    let Ok((client, conn)) = cfg.connect(tokio_postgres::NoTls).await else {
+        tracing::warn!("could not connect to load the example schema");
+        return;
+    };
+    tokio::spawn(conn);
+    let first_table = sql
+        .split_whitespace()
+        .skip_while(|w| !w.eq_ignore_ascii_case("TABLE"))
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_tables WHERE tablename = $1",
+            &[&first_table],
+        )
+        .await;
+    if matches!(exists, Ok(None)) {
+        match client.batch_execute(&sql).await {
+            Ok(()) => tracing::info!("loaded the example schema and rows"),
+            Err(e) => tracing::warn!("loading the example schema failed: {e}"),
+        }
+    }
 }

@@ -319,13 +319,18 @@ fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt {
     match map.get(&table) {
         None => s.touches_local = true,
         Some(dist) if dist.is_reference() => {
-            if s.accesses
-                .iter()
-                .any(|a| map.get(&a.table).is_some_and(|d| !d.is_reference()))
-            {
-                s.refuse = Some(SgError::unsupported(
-                    "INSERT into a reference table from a distributed table",
-                ));
+            let from_query = !matches!(
+                ins.source.as_ref().map(|q| q.body.as_ref()),
+                Some(SetExpr::Values(_))
+            ) || source_touches_tables;
+            if from_query {
+                // Evaluated once and copied to every node, so volatile expressions agree.
+                s.insert_select = insert_select(ins, &table, None);
+                if s.insert_select.is_none() {
+                    s.refuse = Some(SgError::unsupported(
+                        "INSERT ... SELECT with RETURNING or ON CONFLICT into a reference table",
+                    ));
+                }
             }
             s.accesses.push(Access {
                 table,
@@ -356,9 +361,12 @@ fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt {
                     .map(|row| row.iter().map(value_src).collect())
                     .collect(),
                 _ => {
-                    s.refuse = Some(SgError::unsupported(format!(
-                        "INSERT ... SELECT into distributed table \"{table}\""
-                    )));
+                    s.insert_select = insert_select(ins, &table, key_index);
+                    if s.insert_select.is_none() {
+                        s.refuse = Some(SgError::unsupported(format!(
+                            "INSERT ... SELECT with RETURNING or ON CONFLICT into distributed table \"{table}\""
+                        )));
+                    }
                     return s;
                 }
             };
@@ -375,6 +383,25 @@ fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt {
         }
     }
     s
+}
+
+/// INSERT ... SELECT into a distributed or reference table: the SELECT runs once, its rows are
+/// routed by key and copied into each node. RETURNING and ON CONFLICT need row-by-row INSERTs.
+fn insert_select(
+    ins: &sqlparser::ast::Insert,
+    table: &str,
+    key_index: Option<usize>,
+) -> Option<super::InsertSelectSpec> {
+    if ins.returning.is_some() || ins.on.is_some() {
+        return None;
+    }
+    let source = ins.source.as_ref()?;
+    Some(super::InsertSelectSpec {
+        table: table.to_string(),
+        columns: ins.columns.iter().map(table_name).collect(),
+        key_index,
+        source: source.to_string(),
+    })
 }
 
 /// Reads the setting a SET/RESET names (PostgreSQL's gram.y VariableSetStmt forms).

@@ -91,6 +91,18 @@ pub struct InsertSpec {
     pub rows: Vec<Vec<Option<ValueSrc>>>,
 }
 
+/// An INSERT ... SELECT into a distributed or reference table.
+#[derive(Debug, Clone)]
+pub struct InsertSelectSpec {
+    pub table: String,
+    /// The INSERT's column list (empty: all columns in table order).
+    pub columns: Vec<String>,
+    /// Position of the key in `columns`; None when no column list is given.
+    pub key_index: Option<usize>,
+    /// The SELECT, as printed from the parsed statement.
+    pub source: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Stmt {
     pub kind: Kind,
@@ -109,6 +121,7 @@ pub struct Stmt {
     /// table, a distributed table inside a subquery, ...).
     pub no_scatter: Option<String>,
     pub insert: Option<InsertSpec>,
+    pub insert_select: Option<InsertSelectSpec>,
     /// Known at analysis time to be refused.
     pub refuse: Option<SgError>,
     /// Tables named by DDL (CREATE/DROP/ALTER/TRUNCATE/CREATE INDEX).
@@ -131,6 +144,7 @@ impl Stmt {
             needs_merge: None,
             no_scatter: None,
             insert: None,
+            insert_select: None,
             refuse: None,
             ddl_tables: Vec::new(),
             top_keys: Vec::new(),

@@ -62,6 +62,17 @@ pub enum Plan {
         why: String,
     },
     Session(SessionOp),
+    /// INSERT ... SELECT: the SELECT on one node, its rows routed by key and copied (COPY)
+    /// into the target's nodes.
+    InsertSelect {
+        table: String,
+        columns: Vec<String>,
+        /// Position of the key among the SELECT's columns; None for reference tables.
+        key_pos: Option<usize>,
+        source_sql: String,
+        source_node: usize,
+        target_nodes: Vec<usize>,
+    },
     /// EXPLAIN: the distributed plan, then a node's own plan (and per-node timing for ANALYZE).
     Explain {
         inner: Box<Plan>,
@@ -82,6 +93,11 @@ impl Plan {
                 .map(|n| (*n, merge.worker_sql().to_string()))
                 .collect(),
             Plan::PerNode { parts, .. } => parts.iter().map(|(n, s)| (*n, s.join(";\n"))).collect(),
+            Plan::InsertSelect {
+                source_node,
+                source_sql,
+                ..
+            } => vec![(*source_node, source_sql.clone())],
             Plan::Session(_) | Plan::Explain { .. } => Vec::new(),
         }
     }
@@ -94,6 +110,7 @@ impl Plan {
             Plan::PerNode { parts, .. } => parts.iter().map(|(n, _)| *n).collect(),
             Plan::Session(_) => Vec::new(),
             Plan::Explain { inner, .. } => inner.nodes(),
+            Plan::InsertSelect { target_nodes, .. } => target_nodes.clone(),
         }
     }
 }
@@ -188,6 +205,23 @@ impl fmt::Display for Display<'_> {
                 }
             }
             Plan::Session(op) => write!(f, "Session {op:?}"),
+            Plan::InsertSelect {
+                table,
+                key_pos,
+                source_sql,
+                source_node,
+                target_nodes,
+                ..
+            } => write!(
+                f,
+                "InsertSelect table={table} source={} targets={} key={}\n  source: {source_sql}",
+                name(source_node),
+                target_nodes.iter().map(name).collect::<Vec<_>>().join(","),
+                key_pos.map_or("none (copy to every node)".to_string(), |k| format!(
+                    "column {}",
+                    k + 1
+                )),
+            ),
             Plan::Explain { inner, .. } => write!(
                 f,
                 "Explain\n  {}",

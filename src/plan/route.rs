@@ -202,6 +202,7 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
             }
         }
         Kind::Insert if stmt.insert.is_some() => insert(stmt, text, values, map)?,
+        Kind::Insert if stmt.insert_select.is_some() => insert_select(stmt, text, values, map)?,
         Kind::Explain { analyze } => {
             let inner = stmt
                 .explained
@@ -482,5 +483,57 @@ fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<
         combine: Combine::Concat,
         why: "multi-row INSERT split by node".into(),
         learn: None,
+    })
+}
+
+fn insert_select(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
+    let Some(spec) = &stmt.insert_select else {
+        return Err(SgError::internal("insert-select plan without its analysis"));
+    };
+    if !values.params.is_empty() {
+        return Err(SgError::unsupported(
+            "INSERT ... SELECT with parameters into a distributed table",
+        ));
+    }
+    let t = table(map, &spec.table)?;
+    let key_pos = if t.is_reference() {
+        None
+    } else {
+        t.key_type()?;
+        Some(match spec.key_index {
+            Some(i) => i,
+            None => map.key_position(&spec.table).ok_or_else(|| {
+                SgError::unsupported(format!(
+                    "INSERT ... SELECT into \"{}\" without a column list (name the columns)",
+                    spec.table
+                ))
+            })?,
+        })
+    };
+    // The SELECT as this text spells it, planned on its own: it must run on one node.
+    let Statement::Insert(ins) = reparse(text)? else {
+        return Err(SgError::internal("INSERT did not re-parse as one"));
+    };
+    let source = ins
+        .source
+        .as_ref()
+        .map(|q| q.to_string())
+        .ok_or_else(|| SgError::internal("INSERT ... SELECT without its SELECT"))?;
+    let source_stmt = crate::analyze::classify::statement(&reparse(&source)?, &source, map);
+    let source_node = match plan(&source_stmt, &source, &Values::NONE, map)? {
+        Plan::Route { node, .. } => node,
+        _ => {
+            return Err(SgError::unsupported(
+                "INSERT ... SELECT whose SELECT reads several nodes (it must run on one node)",
+            ))
+        }
+    };
+    Ok(Plan::InsertSelect {
+        table: spec.table.clone(),
+        columns: spec.columns.clone(),
+        key_pos,
+        source_sql: source,
+        source_node,
+        target_nodes: t.nodes(map.node_count),
     })
 }

@@ -251,7 +251,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         Plan::Scatter { nodes, combine, .. } => {
                             self.bind_on(b, &prepared, &bind, nodes, combine).await?
                         }
-                        Plan::PerNode { .. } => {
+                        Plan::PerNode { .. } | Plan::InsertSelect { .. } => {
                             b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
                             PortalRun::PerNode(p)
                         }
@@ -422,6 +422,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             .await?;
                     }
                     PortalRun::Explain { .. } => {}
+                    PortalRun::PerNode(Plan::InsertSelect {
+                        table,
+                        columns,
+                        key_pos,
+                        source_sql,
+                        source_node,
+                        target_nodes,
+                    }) => {
+                        let (table, columns, key_pos, source_sql, source_node, target_nodes) = (
+                            table.clone(),
+                            columns.clone(),
+                            *key_pos,
+                            source_sql.clone(),
+                            *source_node,
+                            target_nodes.clone(),
+                        );
+                        self.play(b, false).await?;
+                        self.errored = false;
+                        self.insert_select(super::insert_select::InsertSelect {
+                            table: &table,
+                            columns: &columns,
+                            key_pos,
+                            source_sql: &source_sql,
+                            source_node,
+                            target_nodes: &target_nodes,
+                        })
+                        .await?;
+                        if self.errored {
+                            b.failed = true;
+                        }
+                    }
                     PortalRun::PerNode(p) => {
                         let Plan::PerNode {
                             parts,

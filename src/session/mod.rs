@@ -3,6 +3,7 @@
 
 pub mod explain;
 pub mod extended;
+pub mod insert_select;
 pub mod merge;
 pub mod simple;
 pub mod startup;

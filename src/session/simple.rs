@@ -173,6 +173,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 analyze,
                 sql,
             } => self.explain(&inner, analyze, &sql, true, false).await?,
+            Plan::InsertSelect {
+                table,
+                columns,
+                key_pos,
+                source_sql,
+                source_node,
+                target_nodes,
+            } => {
+                self.insert_select(super::insert_select::InsertSelect {
+                    table: &table,
+                    columns: &columns,
+                    key_pos,
+                    source_sql: &source_sql,
+                    source_node,
+                    target_nodes: &target_nodes,
+                })
+                .await?
+            }
         }
         Ok(!self.errored)
     }
