@@ -100,6 +100,9 @@ struct Batch {
     frames: BTreeMap<usize, Vec<Frame>>,
     touched: BTreeSet<usize>,
     failed: bool,
+    /// Statements this batch prepared, by node: forgotten again if the batch fails, since a
+    /// failed Parse leaves no statement behind.
+    parsed: Vec<(usize, String)>,
 }
 
 fn backend_name(p: &fe::Parse) -> String {
@@ -118,6 +121,7 @@ fn no_params_description() -> Frame {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub async fn extended_batch(&mut self, first: Frame) -> SgResult<()> {
         let mut batch = Batch::default();
+        self.errored = false;
         let mut frame = first;
         loop {
             let tag = frame.tag;
@@ -189,6 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     forward: false,
                 });
                 c.prepared.insert(p.backend_name.clone());
+                b.parsed.push((node, p.backend_name.clone()));
             }
         }
         frames.push(f);
@@ -666,6 +671,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Sync: every node the batch touched finishes its implicit transaction; the client gets
     /// one ReadyForQuery.
     async fn finish_sync(&mut self, b: &mut Batch) -> SgResult<()> {
+        if b.failed || self.errored {
+            for (node, name) in std::mem::take(&mut b.parsed) {
+                if let Some(c) = self.txn.conns.get_mut(&node) {
+                    c.prepared.remove(&name);
+                }
+            }
+        }
         let touched = std::mem::take(&mut b.touched);
         for node in touched {
             // Nodes that got frames were sent a Sync by play(); others get one now.
