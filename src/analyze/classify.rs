@@ -266,6 +266,13 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
             }
             s
         }
+        Statement::LISTEN { .. } | Statement::UNLISTEN { .. } => {
+            let mut s = Stmt::new(Kind::Other, text);
+            s.refuse = Some(SgError::unsupported(
+                "LISTEN (sessions share pooled worker connections)",
+            ));
+            s
+        }
         Statement::Prepare { .. } | Statement::Execute { .. } | Statement::Deallocate { .. } => {
             let mut s = Stmt::new(Kind::Other, text);
             s.refuse = Some(SgError::unsupported(
