@@ -33,6 +33,10 @@ pub struct ServerSection {
     pub worker_timeout_secs: Option<u64>,
     /// Most concurrent client sessions.
     pub max_clients: Option<usize>,
+    /// Runtime threads (default: one per core).
+    pub threads: Option<usize>,
+    /// Seconds to wait for a worker's next reply message before giving up on the statement.
+    pub query_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -98,6 +102,8 @@ pub struct Config {
     pub max_buffered_rows: usize,
     pub worker_timeout_secs: u64,
     pub max_clients: usize,
+    pub threads: Option<usize>,
+    pub query_timeout_secs: u64,
     pub shardmap: ShardMap,
 }
 
@@ -168,6 +174,8 @@ fn check(raw: RawConfig) -> Result<Config, String> {
         max_buffered_rows: raw.server.max_buffered_rows.unwrap_or(1_000_000),
         worker_timeout_secs: raw.server.worker_timeout_secs.unwrap_or(30).max(1),
         max_clients: raw.server.max_clients.unwrap_or(1000).max(1),
+        threads: raw.server.threads,
+        query_timeout_secs: raw.server.query_timeout_secs.unwrap_or(3600).max(1),
         shardmap: ShardMap::new(tables, raw.nodes.len(), default_node),
     })
 }

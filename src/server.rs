@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::execute::Shared;
-use crate::session::startup::{startup, Authenticator, Users};
+use crate::session::startup::{startup, Authenticator, Opening, Users};
 use crate::session::Session;
 
 /// How long a drain waits for sessions inside transaction blocks.
@@ -47,13 +47,27 @@ pub async fn serve(
         let (shared, auth, stop) = (shared.clone(), auth.clone(), stop_rx.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let Some(started) = startup(socket, &auth, STARTUP_TIMEOUT).await else {
-                return;
+            let started = match startup(socket, &auth, STARTUP_TIMEOUT).await {
+                Some(Opening::Session(s)) => s,
+                Some(Opening::Cancel(pid, secret)) => {
+                    shared.cancel(pid, &secret).await;
+                    return;
+                }
+                None => return,
             };
-            let session = Session::new(shared, started.io, started.read_buf, started.settings);
+            let key = started.key.clone();
+            let active = shared.register(key.0, key.1.clone());
+            let mut session = Session::new(
+                shared.clone(),
+                started.io,
+                started.read_buf,
+                started.settings,
+            );
+            session.active = active;
             if let Err(e) = session.run(stop).await {
                 tracing::debug!("session {peer} ended: {e}");
             }
+            shared.deregister(key.0);
         });
     }
     tracing::info!("shutting down: draining sessions");

@@ -27,6 +27,8 @@ pub struct Target {
     pub password: Option<Vec<u8>>,
     pub dbname: String,
     pub timeout: Duration,
+    /// Longest wait for a worker's next message once a statement is sent.
+    pub read_timeout: Duration,
 }
 
 impl Target {
@@ -35,6 +37,7 @@ impl Target {
         name: &str,
         url: &str,
         timeout: Duration,
+        read_timeout: Duration,
     ) -> Result<Target, String> {
         let cfg = tokio_postgres::Config::from_str(url)
             .map_err(|e| format!("node \"{name}\": bad url: {e}"))?;
@@ -52,6 +55,7 @@ impl Target {
             user,
             password: cfg.get_password().map(|p| p.to_vec()),
             timeout,
+            read_timeout,
         })
     }
 }
@@ -62,6 +66,7 @@ pub struct Backend {
     stream: TcpStream,
     buf: BytesMut,
     timeout: Duration,
+    read_timeout: Duration,
     /// The worker's ParameterStatus values after startup.
     pub server_params: HashMap<String, String>,
     /// Session settings applied with SET, by name → the SET statement's text.
@@ -97,6 +102,7 @@ impl Backend {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
             timeout: t.timeout,
+            read_timeout: t.read_timeout,
             server_params: HashMap::new(),
             settings: BTreeMap::new(),
             prepared: Default::default(),
@@ -233,21 +239,36 @@ impl Backend {
         self.write(&out).await
     }
 
-    /// The next message from the worker. Reads have no timeout of their own beyond the
-    /// statement's: a long query is not an error (statement_timeout on workers bounds it).
+    /// The next message from the worker, waiting at most the query timeout (a long query is
+    /// not an error until then; statement_timeout on the workers may bound it sooner).
     pub async fn read(&mut self) -> SgResult<Frame> {
-        match read_frame(&mut self.stream, &mut self.buf).await {
-            Ok(Some(f)) => Ok(f),
-            Ok(None) => {
+        let r = tokio::time::timeout(
+            self.read_timeout,
+            read_frame(&mut self.stream, &mut self.buf),
+        )
+        .await;
+        match r {
+            Ok(Ok(Some(f))) => Ok(f),
+            Ok(Ok(None)) => {
                 self.broken = true;
                 Err(SgError::worker(
                     &self.node_name,
                     "worker closed the connection",
                 ))
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 self.broken = true;
                 Err(SgError::worker(&self.node_name, e))
+            }
+            Err(_) => {
+                self.broken = true;
+                Err(SgError::new(
+                    crate::error::code::QUERY_CANCELED,
+                    format!(
+                        "no reply from worker \"{}\" within server.query_timeout_secs",
+                        self.node_name
+                    ),
+                ))
             }
         }
     }

@@ -4,7 +4,10 @@
 pub mod backend;
 pub mod rows;
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use pgwire::messages::startup::SecretKey;
 use std::time::Duration;
 
 use crate::analyze::cache::AnalysisCache;
@@ -23,7 +26,13 @@ pub struct Shared {
     pub server_params: Vec<(String, String)>,
     /// The workers sort text in C (byte) order, so shardgate's merges can too.
     pub c_collation: bool,
+    /// Sessions by the process id in their BackendKeyData: their secret and the worker
+    /// connections they hold (host, port, worker pid, worker secret), for CancelRequest.
+    cancels: std::sync::Mutex<HashMap<i32, (SecretKey, Active)>>,
 }
+
+/// The worker connections a session holds right now, as CancelRequest needs them.
+pub type Active = Arc<std::sync::Mutex<Vec<(String, u16, i32, i32)>>>;
 
 impl Shared {
     pub async fn new(config: Config) -> Result<Arc<Shared>, String> {
@@ -31,7 +40,13 @@ impl Shared {
         let mut pools = Vec::new();
         let mut targets = Vec::new();
         for (i, n) in config.nodes.iter().enumerate() {
-            let target = Target::from_url(i, &n.name, &n.url, timeout)?;
+            let target = Target::from_url(
+                i,
+                &n.name,
+                &n.url,
+                timeout,
+                Duration::from_secs(config.query_timeout_secs),
+            )?;
             let pool = bb8::Pool::builder()
                 .max_size(config.pool_size)
                 .min_idle(Some(0))
@@ -94,7 +109,47 @@ impl Shared {
             cache: AnalysisCache::default(),
             server_params,
             c_collation,
+            cancels: Default::default(),
         }))
+    }
+
+    pub fn register(&self, pid: i32, secret: SecretKey) -> Active {
+        let active = Active::default();
+        if let Ok(mut m) = self.cancels.lock() {
+            m.insert(pid, (secret, active.clone()));
+        }
+        active
+    }
+
+    pub fn deregister(&self, pid: i32) {
+        if let Ok(mut m) = self.cancels.lock() {
+            m.remove(&pid);
+        }
+    }
+
+    /// A client's CancelRequest: forwarded to every worker connection its session holds.
+    /// Like PostgreSQL, a request with a wrong key is ignored without a word.
+    pub async fn cancel(&self, pid: i32, secret: &SecretKey) {
+        let targets = match self.cancels.lock() {
+            Ok(m) => match m.get(&pid) {
+                Some((s, active)) if s.eq_value(secret) => {
+                    active.lock().map(|a| a.clone()).unwrap_or_default()
+                }
+                _ => return,
+            },
+            Err(_) => return,
+        };
+        for (host, port, wpid, wsecret) in targets {
+            let mut buf = bytes::BytesMut::new();
+            postgres_protocol::message::frontend::cancel_request(wpid, wsecret, &mut buf);
+            let send = async {
+                let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                tokio::io::AsyncWriteExt::write_all(&mut s, &buf).await
+            };
+            if let Err(e) = tokio::time::timeout(Duration::from_secs(5), send).await {
+                tracing::debug!("cancel to {host}:{port} failed: {e}");
+            }
+        }
     }
 
     pub async fn acquire(&self, node: usize) -> SgResult<Pooled> {

@@ -38,6 +38,8 @@ pub struct Session<S> {
     pub portals: HashMap<String, extended::Portal>,
     /// The last statement reported an error (set by `error` and by forwarded worker errors).
     pub errored: bool,
+    /// The worker connections held now, for CancelRequest (shared with the server's registry).
+    pub active: crate::execute::Active,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -57,6 +59,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             statements: HashMap::new(),
             portals: HashMap::new(),
             errored: false,
+            active: Default::default(),
         }
     }
 
@@ -110,6 +113,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
+    /// Records which worker connections a cancel would have to reach.
+    pub fn publish_active(&self) {
+        if let Ok(mut a) = self.active.lock() {
+            a.clear();
+            for c in self.txn.conns.values() {
+                a.push((c.host.clone(), c.port, c.cancel_key.0, c.cancel_key.1));
+            }
+        }
+    }
+
     /// The query loop: until the client terminates or disconnects.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> SgResult<()> {
         // pgwire sent the first ReadyForQuery when startup finished.
@@ -130,6 +143,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 _ = shutdown.changed(), if !draining => continue,
             };
             let Some(frame) = frame else { break };
+            self.publish_active();
             match frame.tag {
                 fe::QUERY => {
                     let sql = fe::query(&frame)?.to_string();

@@ -12,6 +12,7 @@ use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{AuthSource, LoginInfo, Password, ServerParameterProvider, StartupHandler};
 use pgwire::api::{ClientInfo, PgWireConnectionState};
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::SecretKey;
 use pgwire::messages::PgWireFrontendMessage;
 use pgwire::tokio::server::{negotiate_tls, process_error, MaybeTls};
 use tokio::net::TcpStream;
@@ -91,6 +92,15 @@ pub struct Started {
     pub read_buf: BytesMut,
     /// Startup parameters that are session settings (DateStyle, TimeZone, ...), as SETs.
     pub settings: BTreeMap<String, String>,
+    /// The BackendKeyData the client got: its key for CancelRequest.
+    pub key: (i32, SecretKey),
+}
+
+/// What a new connection turned out to be.
+pub enum Opening {
+    Session(Started),
+    /// A CancelRequest for the session with this key.
+    Cancel(i32, SecretKey),
 }
 
 /// Startup parameters that are not settings.
@@ -106,12 +116,12 @@ pub async fn startup(
     socket: TcpStream,
     auth: &Authenticator,
     timeout: std::time::Duration,
-) -> Option<Started> {
+) -> Option<Opening> {
     let fut = async {
         let mut framed = negotiate_tls::<()>(socket, None).await.ok()??;
         while let Some(Ok(msg)) = framed.next().await {
-            if matches!(msg, PgWireFrontendMessage::CancelRequest(_)) {
-                return None;
+            if let PgWireFrontendMessage::CancelRequest(c) = msg {
+                return Some(Opening::Cancel(c.pid, c.secret_key));
             }
             if let Err(e) = auth.handler.on_startup(&mut framed, msg).await {
                 let _ = process_error(&mut framed, e, false).await;
@@ -127,12 +137,14 @@ pub async fn startup(
                     let value = v.replace('\'', "''");
                     settings.insert(name.clone(), format!("SET {name} = '{value}'"));
                 }
+                let key = framed.pid_and_secret_key();
                 let parts = framed.into_parts();
-                return Some(Started {
+                return Some(Opening::Session(Started {
                     io: parts.io,
                     read_buf: parts.read_buf,
                     settings,
-                });
+                    key,
+                }));
             }
         }
         None

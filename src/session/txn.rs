@@ -65,6 +65,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
             self.txn.conns.insert(node, c);
+            self.publish_active();
         }
         self.txn
             .conns
