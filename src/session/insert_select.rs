@@ -117,12 +117,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         _ => p.target_nodes.to_vec(),
                     };
                     for n in targets {
-                        if !buffers.contains_key(&n) {
+                        let opened = buffers.contains_key(&n);
+                        if !opened {
                             if let Err(e) = self.open_copy(n, &copy_sql).await? {
                                 failure = Some(e);
                                 break;
                             }
-                            buffers.insert(n, BytesMut::new());
                         }
                         let buf = buffers.entry(n).or_default();
                         buf.put_slice(&line);
