@@ -53,6 +53,30 @@ fn expand_formats(formats: &[i16], n: usize) -> Vec<i16> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub async fn run_merge(&mut self, call: MergeCall<'_>) -> SgResult<()> {
+        // Rewritten parts may not mention every parameter (a LIMIT $2 becomes a number, a
+        // HAVING parameter leaves the worker part): give each its type as PostgreSQL infers it
+        // for the original statement.
+        let unknown =
+            call.param_types.len() < call.params.len() || call.param_types.iter().any(|t| *t == 0);
+        let described;
+        let call = if !call.params.is_empty() && unknown {
+            match self.param_oids(call.original, call.param_types).await? {
+                Ok(oids) => {
+                    described = oids;
+                    MergeCall {
+                        param_types: &described,
+                        ..call
+                    }
+                }
+                Err(WorkerError(f)) => {
+                    self.push(&f);
+                    self.errored = true;
+                    return Ok(());
+                }
+            }
+        } else {
+            call
+        };
         let r = match call.merge {
             Merge::Sort { .. } => self.merge_sort(&call).await,
             Merge::Final { .. } => self.merge_final(&call).await,
@@ -125,6 +149,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
                 be::ERROR_RESPONSE => return Ok(Next::Failed(WorkerError(f))),
                 be::NOTICE_RESPONSE => self.push(&f),
+                _ => {}
+            }
+        }
+    }
+
+    /// The parameter types PostgreSQL infers for a statement (its ParameterDescription).
+    async fn param_oids(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+    ) -> SgResult<Result<Vec<u32>, WorkerError>> {
+        let node = self.shared.config.default_node;
+        let frames = [
+            parse_frame(sql, types),
+            fe::build_target(fe::DESCRIBE, b'S', ""),
+            fe::sync(),
+        ];
+        self.backend(node).await?.send(&frames).await?;
+        let mut out = Ok(Vec::new());
+        loop {
+            let f = self.backend(node).await?.read().await?;
+            match f.tag {
+                be::PARAMETER_DESCRIPTION => {
+                    let mut r = crate::protocol::Reader::new(f.body());
+                    let n = r.i16()?.max(0) as usize;
+                    let mut oids = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        oids.push(r.i32()? as u32);
+                    }
+                    out = Ok(oids);
+                }
+                be::ERROR_RESPONSE => out = Err(WorkerError(f)),
+                be::READY_FOR_QUERY => return Ok(out),
                 _ => {}
             }
         }
