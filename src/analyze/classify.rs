@@ -68,6 +68,16 @@ pub fn is_aggregate_name(name: &str) -> bool {
 fn merge_reasons(q: &Query, s: &mut Stmt) {
     let mut aggregates = false;
     let mut windows = false;
+    let keys = s.top_keys.clone();
+    // A window partitioned by a distribution key sees only rows of one node: it runs there.
+    let keyed = |e: &Expr| {
+        let name = match e {
+            Expr::Identifier(id) => ident_name(id),
+            Expr::CompoundIdentifier(p) => p.iter().map(ident_name).collect::<Vec<_>>().join("."),
+            _ => return false,
+        };
+        keys.contains(&name)
+    };
     let _ = sqlparser::ast::visit_expressions(&q.body, |e: &Expr| {
         if let Expr::Function(f) = e {
             let name = f
@@ -77,10 +87,15 @@ fn merge_reasons(q: &Query, s: &mut Stmt) {
                 .and_then(|p| p.as_ident())
                 .map(ident_name)
                 .unwrap_or_default();
-            if f.over.is_some() {
-                windows = true;
-            } else if is_aggregate_name(&name) {
-                aggregates = true;
+            match &f.over {
+                Some(sqlparser::ast::WindowType::WindowSpec(w))
+                    if w.partition_by.iter().any(keyed) =>
+                {
+                    s.keyed_windows = true;
+                }
+                Some(_) => windows = true,
+                None if is_aggregate_name(&name) => aggregates = true,
+                None => {}
             }
         }
         std::ops::ControlFlow::<()>::Continue(())
@@ -88,7 +103,10 @@ fn merge_reasons(q: &Query, s: &mut Stmt) {
     match q.body.as_ref() {
         SetExpr::Select(sel) => {
             if windows {
-                s.no_scatter = Some("window functions over rows of several nodes (unless partitioned by the key within one node)".into());
+                s.no_scatter = Some(
+                    "window functions not partitioned by the distribution key over rows of several nodes"
+                        .into(),
+                );
             }
             let grouped = !matches!(&sel.group_by, sqlparser::ast::GroupByExpr::Expressions(v, _) if v.is_empty());
             if sel.distinct.is_some() {

@@ -128,6 +128,8 @@ pub struct Stmt {
     pub ddl_tables: Vec<String>,
     /// How the main query may name the distribution columns of its tables ("u.user_uuid").
     pub top_keys: Vec<String>,
+    /// Window functions partitioned by a distribution key: the query runs whole on each node.
+    pub keyed_windows: bool,
     /// The inner statement of EXPLAIN.
     pub explained: Option<Box<Stmt>>,
 }
@@ -148,6 +150,7 @@ impl Stmt {
             refuse: None,
             ddl_tables: Vec::new(),
             top_keys: Vec::new(),
+            keyed_windows: false,
             explained: None,
         }
     }

@@ -259,6 +259,12 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values) -> SgResult<Merge> {
     if (grouped && group_has_key) || (!grouped && !has_agg && distinct_has_key) {
         return sort_plan(&q, sel, values);
     }
+    if stmt.keyed_windows {
+        if grouped || has_agg || distinct {
+            return Err(bad("window functions over grouped rows of several nodes"));
+        }
+        return sort_plan(&q, sel, values);
+    }
     if grouped || has_agg {
         return final_plan(&q, sel, values);
     }
