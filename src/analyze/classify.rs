@@ -159,7 +159,11 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
                 SetExpr::Select(sel) => Some(sel.as_ref()),
                 _ => None,
             };
-            apply_found(&mut s, collect(q.as_ref(), map, top));
+            let mut found = collect(q.as_ref(), map, top);
+            if let Some(top) = top {
+                super::subquery::link(top, &mut found, map);
+            }
+            apply_found(&mut s, found);
             merge_reasons(q, &mut s);
             s
         }
@@ -358,6 +362,7 @@ fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt {
                 }
             }
             s.accesses.push(Access {
+                alias: table.clone(),
                 table,
                 pin: Pin::All,
                 top: true,
@@ -401,6 +406,7 @@ fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt {
                 rows,
             });
             s.accesses.push(Access {
+                alias: table.clone(),
                 table,
                 pin: Pin::All,
                 top: true,

@@ -7,6 +7,7 @@ pub mod classify;
 pub mod pins;
 pub mod scope;
 pub mod shape;
+pub mod subquery;
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
@@ -74,6 +75,8 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub struct Access {
     pub table: String,
+    /// The name the query refers to it by (its alias, else its table name).
+    pub alias: String,
     pub pin: Pin,
     /// In the FROM of the statement's main SELECT (or the target of an UPDATE/DELETE): rows from
     /// several nodes can be concatenated only for such occurrences.

@@ -68,6 +68,8 @@ pub struct Found {
     /// How the main query may name distribution columns: "alias.key", and "key" when only one
     /// table of the scope has that key column.
     pub top_keys: Vec<String>,
+    /// Each SELECT visited (by address) and the range of `accesses` its FROM produced.
+    pub scopes: Vec<(usize, std::ops::Range<usize>)>,
 }
 
 pub struct Collector<'a> {
@@ -209,6 +211,7 @@ impl<'a> Collector<'a> {
             };
             self.found.accesses.push(Access {
                 table: b.table.clone(),
+                alias: b.alias.clone(),
                 pin,
                 top,
             });
@@ -286,7 +289,12 @@ impl Visitor for Collector<'_> {
 
     fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<()> {
         let top = self.top.is_some_and(|t| std::ptr::eq(t, s));
+        let start = self.found.accesses.len();
         self.scope(&s.from, s.selection.as_ref(), top);
+        let end = self.found.accesses.len();
+        self.found
+            .scopes
+            .push((s as *const Select as usize, start..end));
         ControlFlow::Continue(())
     }
 }

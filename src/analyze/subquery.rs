@@ -1,0 +1,194 @@
+//! Subqueries that can run on each node alone: `key IN (SELECT key ...)` and
+//! `[NOT] EXISTS (SELECT ... WHERE inner.key = outer.key ...)` over co-located tables. Every row
+//! such a subquery can match has the outer row's key, so it lives on the outer row's node; the
+//! subquery's tables are then treated as joined on their keys with the outer table.
+
+use sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr};
+
+use super::scope::{ident_name, Found};
+use crate::shardmap::ShardMap;
+
+/// `alias.column` (or `column`) of an expression that names a column.
+fn column_ref(e: &Expr) -> Option<(Option<String>, String)> {
+    match e {
+        Expr::Nested(inner) => column_ref(inner),
+        Expr::Identifier(id) => Some((None, ident_name(id))),
+        Expr::CompoundIdentifier(p) if p.len() >= 2 => Some((
+            Some(ident_name(&p[p.len() - 2])),
+            ident_name(&p[p.len() - 1]),
+        )),
+        _ => None,
+    }
+}
+
+fn conjuncts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            conjuncts(left, out);
+            conjuncts(right, out);
+        }
+        Expr::Nested(inner) => conjuncts(inner, out),
+        other => out.push(other),
+    }
+}
+
+/// The access (index) a column reference names as its distribution column, among `range`.
+fn key_access(
+    found: &Found,
+    map: &ShardMap,
+    range: std::ops::Range<usize>,
+    r: &(Option<String>, String),
+) -> Option<usize> {
+    let candidates: Vec<usize> = range
+        .filter(|&i| {
+            let a = &found.accesses[i];
+            map.get(&a.table)
+                .is_some_and(|t| !t.is_reference() && t.column == r.1)
+                && r.0.as_ref().is_none_or(|q| *q == a.alias)
+        })
+        .collect();
+    match candidates.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+fn scope_of(found: &Found, sel: &Select) -> Option<std::ops::Range<usize>> {
+    let ptr = sel as *const Select as usize;
+    found
+        .scopes
+        .iter()
+        .find(|(p, _)| *p == ptr)
+        .map(|(_, r)| r.clone())
+}
+
+/// The subquery's single SELECT, if it is one with no set operation or CTE.
+fn simple_select(q: &Query) -> Option<&Select> {
+    if q.with.is_some() {
+        return None;
+    }
+    match q.body.as_ref() {
+        SetExpr::Select(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Marks the accesses of linkable subqueries in the main SELECT's WHERE as joined on their keys
+/// with the outer table.
+pub fn link(top: &Select, found: &mut Found, map: &ShardMap) {
+    let Some(top_range) = scope_of(found, top) else {
+        return;
+    };
+    let Some(cond) = top.selection.as_ref() else {
+        return;
+    };
+    let mut conds = Vec::new();
+    conjuncts(cond, &mut conds);
+    for c in conds {
+        let linked = match c {
+            Expr::InSubquery {
+                expr,
+                subquery,
+                negated: false,
+            } => in_subquery(expr, subquery, top_range.clone(), found, map),
+            Expr::Exists { subquery, .. } => exists(subquery, top_range.clone(), found, map),
+            _ => None,
+        };
+        if let Some((inner_range, inner, outer)) = linked {
+            for i in inner_range {
+                found.accesses[i].top = true;
+            }
+            found.key_joins.push((inner, outer));
+        }
+    }
+}
+
+type Link = (std::ops::Range<usize>, usize, usize);
+
+/// `outer.key IN (SELECT inner.key FROM inner ...)` without LIMIT, grouped (if at all) by the key.
+fn in_subquery(
+    expr: &Expr,
+    q: &Query,
+    top: std::ops::Range<usize>,
+    found: &Found,
+    map: &ShardMap,
+) -> Option<Link> {
+    if q.limit_clause.is_some() || q.fetch.is_some() {
+        return None;
+    }
+    let sel = simple_select(q)?;
+    let range = scope_of(found, sel)?;
+    let outer = key_access(found, map, top, &column_ref(expr)?)?;
+    let [item] = sel.projection.as_slice() else {
+        return None;
+    };
+    let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = item else {
+        return None;
+    };
+    let key = column_ref(e)?;
+    let inner = key_access(found, map, range.clone(), &key)?;
+    let grouped_ok = match &sel.group_by {
+        GroupByExpr::Expressions(v, _) if v.is_empty() => !has_aggregate(sel),
+        GroupByExpr::Expressions(v, _) => v
+            .iter()
+            .any(|g| column_ref(g).is_some_and(|r| r.1 == key.1)),
+        _ => false,
+    };
+    grouped_ok.then_some((range, inner, outer))
+}
+
+/// `[NOT] EXISTS (SELECT ... FROM inner WHERE inner.key = outer.key AND ...)`.
+fn exists(q: &Query, top: std::ops::Range<usize>, found: &Found, map: &ShardMap) -> Option<Link> {
+    let sel = simple_select(q)?;
+    let range = scope_of(found, sel)?;
+    let mut conds = Vec::new();
+    conjuncts(sel.selection.as_ref()?, &mut conds);
+    for c in conds {
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = c
+        {
+            let (Some(l), Some(r)) = (column_ref(left), column_ref(right)) else {
+                continue;
+            };
+            for (a, b) in [(&l, &r), (&r, &l)] {
+                // The outer side must be qualified, by a name the inner scope does not define:
+                // other names resolve to the inner scope.
+                if b.0.is_none() || key_access(found, map, range.clone(), b).is_some() {
+                    continue;
+                }
+                if let (Some(inner), Some(outer)) = (
+                    key_access(found, map, range.clone(), a),
+                    key_access(found, map, top.clone(), b),
+                ) {
+                    return Some((range, inner, outer));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn has_aggregate(sel: &Select) -> bool {
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(&sel.projection, |e: &Expr| {
+        if let Expr::Function(f) = e {
+            let name = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(ident_name)
+                .unwrap_or_default();
+            found |= f.over.is_none() && super::classify::is_aggregate_name(&name);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found || sel.having.is_some()
+}
