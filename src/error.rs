@@ -10,6 +10,8 @@ pub mod code {
     pub const INVALID_PASSWORD: &str = "28P01";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const CONNECTION_FAILURE: &str = "08006";
+    /// The client's own connection failed: nothing can be reported, the session ends.
+    pub const CLIENT_GONE: &str = "08003";
     pub const UNDEFINED_PSTATEMENT: &str = "26000";
     pub const UNDEFINED_CURSOR: &str = "34000";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";

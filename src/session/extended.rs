@@ -127,6 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let tag = frame.tag;
             if tag == fe::SYNC || tag == fe::FLUSH {
                 let sync = tag == fe::SYNC;
+                self.batch_synced = sync;
                 self.play(&mut batch, sync).await?;
                 if sync {
                     self.finish_sync(&mut batch).await?;

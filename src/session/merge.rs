@@ -102,9 +102,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         c.broken = true;
                     }
                 }
-                self.txn.txn = None;
+                // A transaction block that lost a connection can only be rolled back.
+                if let Some(t) = self.txn.txn.as_mut() {
+                    t.failed = true;
+                }
                 self.txn.conns.clear();
-                if e.code == code::CONNECTION_FAILURE {
+                if e.code == code::CLIENT_GONE {
                     return Err(e);
                 }
                 self.error(&e);

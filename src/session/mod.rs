@@ -40,6 +40,8 @@ pub struct Session<S> {
     pub errored: bool,
     /// The worker connections held now, for CancelRequest (shared with the server's registry).
     pub active: crate::execute::Active,
+    /// The extended-protocol batch being run has reached its Sync.
+    pub batch_synced: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -60,6 +62,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             portals: HashMap::new(),
             errored: false,
             active: Default::default(),
+            batch_synced: false,
         }
     }
 
@@ -81,11 +84,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         let r = self.client.write_all(&self.out).await;
         self.out.clear();
-        r.map_err(|e| SgError::protocol("client write failed").with_detail(e))
+        r.map_err(|e| {
+            SgError::new(crate::error::code::CLIENT_GONE, "client write failed").with_detail(e)
+        })
     }
 
     pub async fn read_client(&mut self) -> SgResult<Option<Frame>> {
-        read_frame(&mut self.client, &mut self.rbuf).await
+        read_frame(&mut self.client, &mut self.rbuf)
+            .await
+            .map_err(|e| SgError {
+                code: crate::error::code::CLIENT_GONE,
+                ..e
+            })
+    }
+
+    /// A worker failed mid-statement: its connections are dropped (never reused in an unknown
+    /// state), a transaction block is left failed, the client gets the error and, for the
+    /// extended protocol, its messages are skipped up to Sync as PostgreSQL does.
+    async fn recover(&mut self, e: SgError, extended: bool) -> SgResult<()> {
+        tracing::warn!("statement failed: {e}");
+        for c in self.txn.conns.values_mut() {
+            c.broken = true;
+        }
+        self.txn.conns.clear();
+        self.publish_active();
+        self.push(&be::error(&e));
+        if let Some(t) = self.txn.txn.as_mut() {
+            t.failed = true;
+        }
+        if extended && !self.batch_synced {
+            loop {
+                match self.read_client().await? {
+                    Some(f) if f.tag == fe::SYNC => break,
+                    Some(_) => {}
+                    None => {
+                        return Err(SgError::new(crate::error::code::CLIENT_GONE, "client left"))
+                    }
+                }
+            }
+        }
+        self.ready();
+        self.flush().await
     }
 
     pub fn status(&self) -> u8 {
@@ -147,9 +186,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             match frame.tag {
                 fe::QUERY => {
                     let sql = fe::query(&frame)?.to_string();
-                    self.simple_query(&sql, &frame).await?;
-                    self.ready();
-                    self.flush().await?;
+                    match self.simple_query(&sql, &frame).await {
+                        Ok(()) => {
+                            self.ready();
+                            self.flush().await?;
+                        }
+                        Err(e) if e.code == crate::error::code::CLIENT_GONE => break,
+                        Err(e) => self.recover(e, false).await?,
+                    }
                 }
                 fe::TERMINATE => break,
                 fe::PARSE
@@ -159,8 +203,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 | fe::CLOSE
                 | fe::SYNC
                 | fe::FLUSH => {
-                    self.extended_batch(frame).await?;
-                    self.flush().await?;
+                    self.batch_synced = false;
+                    match self.extended_batch(frame).await {
+                        Ok(()) => self.flush().await?,
+                        Err(e) if e.code == crate::error::code::CLIENT_GONE => break,
+                        Err(e) => self.recover(e, true).await?,
+                    }
                 }
                 fe::COPY_DATA | fe::COPY_DONE | fe::COPY_FAIL => {}
                 other => {
