@@ -56,8 +56,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         // Rewritten parts may not mention every parameter (a LIMIT $2 becomes a number, a
         // HAVING parameter leaves the worker part): give each its type as PostgreSQL infers it
         // for the original statement.
-        let unknown =
-            call.param_types.len() < call.params.len() || call.param_types.iter().any(|t| *t == 0);
+        let unknown = call.param_types.len() < call.params.len() || call.param_types.contains(&0);
         let described;
         let call = if !call.params.is_empty() && unknown {
             match self.param_oids(call.original, call.param_types).await? {
