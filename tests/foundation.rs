@@ -14,13 +14,22 @@ use futures::future::try_join_all;
 #[tokio::test]
 async fn placement_hash_tables_follow_postgres_partitioning() {
     env();
-    for (table, col, modulus) in [
-        ("users", "user_uuid", 4u64),
-        ("user_events", "user_uuid", 4),
-        ("user_analytics", "user_id", 8),
+    for (table, col, ty, modulus) in [
+        ("users", "user_uuid", "uuid", 4u64),
+        ("user_events", "user_uuid", "uuid", 4),
+        ("user_analytics", "user_id", "int8", 8),
     ] {
         for i in 0..NODES {
             let w = worker(i).await;
+            // Every row on worker i is one whose shard shardgate places on node i.
+            for r in rows(&w, &format!("SELECT {col}::text FROM {table}")).await {
+                let key = r[0].clone().unwrap_or_default();
+                assert_eq!(
+                    node_of(table, ty, &key),
+                    i,
+                    "{table} row {key} on worker {i}"
+                );
+            }
             let parts = partitions(&w, table).await;
             let want: BTreeSet<String> = (0..modulus)
                 .filter(|r| r % 3 == i as u64)
@@ -276,28 +285,32 @@ async fn hash_timestamp_matches_postgres() {
 #[tokio::test]
 async fn hash_timestamp_literal_forms_route_like_postgres() {
     env();
-    let sg = connect().await;
+    let (sg, or) = (connect().await, oracle().await);
     sg.batch_execute("CREATE TABLE h_ts_edge (k timestamp PRIMARY KEY, n integer)")
         .await
         .expect("create");
     let mut forms = vec![
-        "2024-03-01T10:00:00".to_string(),
-        "2024-03-01 10:00".into(),
+        "2024-03-01T09:00:00".to_string(),
+        "2024-03-01 08:00".into(),
         "2024-03-02".into(),
     ];
     forms.extend((0..24).map(|i| format!("2024-03-01 10:00:{i:02}.{:07}", 9_999_995 - i * 1000)));
     let mut failures = Vec::new();
     for (n, f) in forms.iter().enumerate() {
-        if let Err(e) = sg
-            .batch_execute(&format!("INSERT INTO h_ts_edge VALUES ('{f}', {n})"))
-            .await
-        {
-            failures.push(format!("INSERT '{f}': {}", describe(&e)));
-            continue;
-        }
+        // The value as PostgreSQL reads it; stored through shardgate in that canonical form.
+        let canon = scalar(&or, &format!("SELECT '{f}'::timestamp::text")).await;
+        let insert = format!("INSERT INTO h_ts_edge VALUES ('{canon}', {n})");
+        sg.batch_execute(&insert).await.expect("canonical form");
         let got = rows(&sg, &format!("SELECT n FROM h_ts_edge WHERE k = '{f}'")).await;
         if got != vec![vec![Some(n.to_string())]] {
-            failures.push(format!("SELECT WHERE k = '{f}' returned {got:?}"));
+            failures.push(format!("SELECT n FROM h_ts_edge WHERE k = '{f}' returned {got:?}; PostgreSQL reads '{canon}' and returns {n}"));
+        }
+        sg.batch_execute(&format!("DELETE FROM h_ts_edge WHERE k = '{canon}'"))
+            .await
+            .expect("delete");
+        let insert = format!("INSERT INTO h_ts_edge VALUES ('{f}', {n})");
+        if let Err(e) = sg.batch_execute(&insert).await {
+            failures.push(format!("{insert}: {}", describe(&e)));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
@@ -474,99 +487,73 @@ async fn unlisted_table_lives_on_the_default_node() {
 
 // ---------- 2. a keyed lookup reaches exactly one worker ----------
 
-/// The one worker that ran statements marked `marker`; asserts exactly one did, once.
-async fn sole_worker(marker: &str) -> usize {
-    let calls = calls_per_worker(marker).await;
-    assert_eq!(
-        calls.iter().sum::<i64>(),
-        1,
-        "{marker}: calls per worker {calls:?}"
-    );
-    calls.iter().position(|c| *c == 1).unwrap_or(0)
-}
-
+/// Simple-protocol keyed lookups: each reaches exactly the worker holding the key.
 #[tokio::test]
 async fn keyed_simple_query_reaches_one_worker() {
     env();
     let sg = connect().await;
-    for (n, u) in data().users.iter().take(6).enumerate() {
-        let marker = format!("sg_probe_simple_{n}");
-        let got = rows(
-            &sg,
-            &format!("SELECT username, 1 AS {marker} FROM users WHERE user_uuid = '{u}'"),
-        )
-        .await;
-        assert_eq!(got.len(), 1);
-        assert_eq!(
-            sole_worker(&marker).await,
-            node_of("users", "uuid", u),
-            "{u}"
-        );
+    for u in data().users.iter().take(6) {
+        let sql = format!("SELECT username, 11 AS sg_probe_a, 12 AS sg_probe_b FROM users WHERE user_uuid = '{u}'");
+        let worker = probe(async { assert_eq!(rows(&sg, &sql).await.len(), 1) }).await;
+        assert_eq!(worker, node_of("users", "uuid", u), "{sql}");
     }
-    let marker = "sg_probe_simple_range";
-    rows(
-        &sg,
-        &format!("SELECT sale_id AS {marker} FROM sales_analytics WHERE sale_date = '2024-02-14'"),
-    )
-    .await;
-    assert_eq!(sole_worker(marker).await, 1);
-    let marker = "sg_probe_simple_list";
-    rows(
-        &sg,
-        &format!("SELECT sale_id AS {marker} FROM regional_sales WHERE region = 'JP'"),
-    )
-    .await;
-    assert_eq!(sole_worker(marker).await, REGION_DEFAULT_NODE);
+    let sql = "SELECT sale_id, 11 AS sg_probe_a, 12 AS sg_probe_b FROM sales_analytics WHERE sale_date = '2024-02-14'";
+    assert_eq!(
+        probe(async {
+            rows(&sg, sql).await;
+        })
+        .await,
+        1,
+        "{sql}"
+    );
+    let sql = "SELECT sale_id, 11 AS sg_probe_a, 12 AS sg_probe_b FROM regional_sales WHERE region = 'JP'";
+    assert_eq!(
+        probe(async {
+            rows(&sg, sql).await;
+        })
+        .await,
+        REGION_DEFAULT_NODE,
+        "{sql}"
+    );
 }
 
+/// Extended-protocol lookups with the key as a (binary) parameter reach exactly one worker.
 #[tokio::test]
 async fn keyed_extended_query_reaches_one_worker() {
     env();
     let sg = connect().await;
+    let sql = "SELECT username, 21 AS sg_probe_a, 22 AS sg_probe_b FROM user_analytics WHERE user_id = $1";
     for id in [1i64, 2, 3, 77, 500] {
-        let marker = format!("sg_probe_ext_{id}");
-        let got = sg
-            .query(
-                &format!("SELECT username, 2 AS {marker} FROM user_analytics WHERE user_id = $1"),
-                &[&id],
-            )
-            .await
-            .expect("query");
-        assert_eq!(got.len(), 1);
+        let w =
+            probe(async { assert_eq!(sg.query(sql, &[&id]).await.expect("query").len(), 1) }).await;
         assert_eq!(
-            sole_worker(&marker).await,
+            w,
             node_of("user_analytics", "int8", &id.to_string()),
             "user_id {id}"
         );
     }
+    let sql = "SELECT username, 21 AS sg_probe_a, 22 AS sg_probe_b FROM users WHERE user_uuid = $1";
     let u: uuid::Uuid = data().users[10].parse().expect("uuid");
-    let got = sg
-        .query(
-            "SELECT username, 3 AS sg_probe_ext_uuid FROM users WHERE user_uuid = $1",
-            &[&u],
-        )
-        .await
-        .expect("query");
-    assert_eq!(got.len(), 1);
-    assert_eq!(
-        sole_worker("sg_probe_ext_uuid").await,
-        node_of("users", "uuid", &data().users[10])
-    );
+    let w = probe(async { assert_eq!(sg.query(sql, &[&u]).await.expect("query").len(), 1) }).await;
+    assert_eq!(w, node_of("users", "uuid", &data().users[10]));
+    let sql = "SELECT sale_id, 21 AS sg_probe_a, 22 AS sg_probe_b FROM sales_analytics WHERE sale_date = $1";
     let d = chrono::NaiveDate::from_ymd_opt(2024, 3, 10).expect("date");
-    sg.query(
-        "SELECT sale_id AS sg_probe_ext_date FROM sales_analytics WHERE sale_date = $1",
-        &[&d],
-    )
-    .await
-    .expect("query");
-    assert_eq!(sole_worker("sg_probe_ext_date").await, 2);
-    sg.query(
-        "SELECT sale_id AS sg_probe_ext_region FROM regional_sales WHERE region = $1",
-        &[&"UK"],
-    )
-    .await
-    .expect("query");
-    assert_eq!(sole_worker("sg_probe_ext_region").await, 1);
+    assert_eq!(
+        probe(async {
+            sg.query(sql, &[&d]).await.expect("query");
+        })
+        .await,
+        2
+    );
+    let sql =
+        "SELECT sale_id, 21 AS sg_probe_a, 22 AS sg_probe_b FROM regional_sales WHERE region = $1";
+    assert_eq!(
+        probe(async {
+            sg.query(sql, &[&"UK"]).await.expect("query");
+        })
+        .await,
+        1
+    );
 }
 
 // ---------- 3. results equal the oracle's ----------
@@ -604,6 +591,9 @@ async fn writes_equal_the_oracle() {
         "UPDATE accounts SET balance = 0 WHERE owner = 'owner2' AND id BETWEEN 1000 AND 1039",
         "INSERT INTO accounts (id, owner) VALUES (1100, 'solo') RETURNING id, balance, updated_at",
         "INSERT INTO accounts (id, owner) VALUES (1101, 'a'), (1102, 'b'), (1103, 'c') RETURNING id",
+        "INSERT INTO accounts VALUES (1110, 'nocols', 1.5, NULL), (1111, 'nocols', 2.5, '2024-01-01')",
+        "INSERT INTO accounts (id, owner) VALUES (1100, 'again') ON CONFLICT (id) DO UPDATE SET owner = excluded.owner",
+        "INSERT INTO accounts (id, owner) VALUES (1101, 'skip') ON CONFLICT DO NOTHING",
         "SELECT * FROM accounts WHERE id BETWEEN 1000 AND 1199",
         "INSERT INTO tags (tag_id, label) VALUES (1, 'red'), (2, 'green'), (3, 'blue')",
         "UPDATE tags SET label = 'crimson' WHERE tag_id = 1",
@@ -630,11 +620,12 @@ async fn binary_results_equal_the_oracle() {
     let (sg, or) = (connect().await, oracle().await);
     let u: uuid::Uuid = data().users[3].parse().expect("uuid");
     let d = chrono::NaiveDate::from_ymd_opt(2024, 2, 20).expect("date");
+    let min_amount = rust_decimal::Decimal::new(50000, 2);
     let cases: Vec<(&str, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>)> = vec![
         ("SELECT user_id, username, page_views::float8 / 3 AS ratio, activity_date FROM user_analytics WHERE user_id = $1", vec![&5i64]),
         ("SELECT * FROM users WHERE user_uuid = $1", vec![&u]),
         ("SELECT * FROM sales_analytics WHERE sale_date = $1", vec![&d]),
-        ("SELECT * FROM regional_sales WHERE region = $1 AND amount > $2", vec![&"CA", &rust_decimal::Decimal::new(50000, 2)]),
+        ("SELECT * FROM regional_sales WHERE region = $1 AND amount > $2", vec![&"CA", &min_amount]),
         ("SELECT * FROM user_events WHERE user_uuid = $1", vec![&u]),
         ("SELECT * FROM customers WHERE customer_id < $1", vec![&30i32]),
     ];
@@ -773,7 +764,7 @@ async fn errors_carry_sqlstates_and_sessions_live_on() {
 async fn wrong_password_is_28p01() {
     env();
     for (user, pw) in [("app", "wrong"), ("nobody", "app-secret")] {
-        let e = connect_as(user, pw).await.err().expect("login must fail");
+        let e = connect_as(user, pw).await.expect_err("login must fail");
         assert_eq!(sqlstate(&e), "28P01", "{user}: {}", describe(&e));
     }
     assert_eq!(scalar(&connect().await, "SELECT 1").await, "1");
@@ -789,7 +780,7 @@ fn bad_config_is_refused_naming_table_and_problem() {
         ("bad_node", "method = \"list\"\ncolumn = \"r\"\nlists = [ { values = [\"a\"], node = \"w9\" } ]", "w9"),
         ("bad_ranges", "method = \"range\"\ncolumn = \"d\"\nranges = [ { from = 1, to = 10, node = \"w1\" }, { from = 5, to = 20, node = \"w2\" } ]", "overlap"),
         ("no_column", "method = \"hash\"\nshards = 4", "column"),
-        ("dup_value", "method = \"list\"\ncolumn = \"r\"\nlists = [ { values = [\"a\", \"b\"], node = \"w1\" }, { values = [\"b\"], node = \"w2\" } ]", "\"b\""),
+        ("dup_value", "method = \"list\"\ncolumn = \"r\"\nlists = [ { values = [\"a\", \"b\"], node = \"w1\" }, { values = [\"b\"], node = \"w2\" } ]", "more than one list"),
         ("no_shards", "method = \"hash\"\ncolumn = \"id\"", "shards"),
         ("bad_method", "method = \"round-robin\"\ncolumn = \"id\"", "round-robin"),
         ("bad_placement", "method = \"hash\"\ncolumn = \"id\"\nshards = 2\nplacement = [\"w1\", \"w3\"]", "w3"),
@@ -880,26 +871,25 @@ async fn pipelined_inserts_and_selects() {
     let ids: Vec<i64> = (3000..3060).collect();
     let owners: Vec<String> = ids.iter().map(|i| format!("pipe{i}")).collect();
     let bal = rust_decimal::Decimal::new(100, 0);
-    let done = try_join_all(
-        ids.iter()
-            .zip(&owners)
-            .map(|(id, o)| sg.execute(&ins, &[id, o, &bal])),
-    )
-    .await
-    .expect("pipelined inserts");
+    let (sg, ins, sel, bal) = (&sg, &ins, &sel, &bal);
+    let inserts = ids
+        .iter()
+        .zip(&owners)
+        .map(|(id, o)| async move { sg.execute(ins, &[id, o, bal]).await });
+    let done = try_join_all(inserts).await.expect("pipelined inserts");
     assert!(done.iter().all(|n| *n == 1));
-    let got = try_join_all(ids.iter().map(|id| sg.query(&sel, &[id])))
-        .await
-        .expect("pipelined selects");
+    let selects = ids
+        .iter()
+        .map(|id| async move { sg.query(sel, &[id]).await });
+    let got = try_join_all(selects).await.expect("pipelined selects");
     for (rows, o) in got.iter().zip(&owners) {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].get::<_, String>(0), *o);
     }
     // Inserts and selects interleaved in one pipeline: each select sees the insert before it.
-    let (sg, ins, sel, bal) = (&sg, &ins, &sel, &bal);
     let mixed = ids.iter().map(|id| async move {
-        sg.execute(ins, &[&(id + 1000), &"mixed", bal]).await?;
-        sg.query(sel, &[&(id + 1000)]).await
+        sg.execute(ins, &[&(id + 10000), &"mixed", bal]).await?;
+        sg.query(sel, &[&(id + 10000)]).await
     });
     for rows in try_join_all(mixed).await.expect("mixed pipeline") {
         assert_eq!(rows.len(), 1);
@@ -1035,15 +1025,26 @@ async fn multi_statement_simple_query() {
         simple(&or, sql).await.expect("oracle"),
     );
     assert_eq!(got, want);
-    // A syntax error anywhere in the string: nothing runs, as in PostgreSQL.
-    let sql = "INSERT INTO accounts (id, owner) VALUES (4001, 'multi'); SELEC 1";
-    assert_eq!(
-        sqlstate(&sg.batch_execute(sql).await.expect_err("syntax")),
-        "42601"
+}
+
+/// A syntax error anywhere in the string: PostgreSQL parses the whole string first and runs
+/// nothing.
+#[tokio::test]
+async fn multi_statement_syntax_error_runs_nothing() {
+    env();
+    let (sg, or) = (connect().await, oracle().await);
+    let (a, _) = keys_on_two_nodes(4001);
+    let sql = format!("INSERT INTO accounts (id, owner) VALUES ({a}, 'multi'); SELEC 1");
+    for c in [&sg, &or] {
+        let e = c.batch_execute(&sql).await.expect_err("syntax error");
+        assert_eq!(sqlstate(&e), "42601");
+    }
+    let check = format!("SELECT * FROM accounts WHERE id = {a}");
+    assert!(rows(&or, &check).await.is_empty(), "PostgreSQL ran nothing");
+    assert!(
+        rows(&sg, &check).await.is_empty(),
+        "{sql}: the INSERT ran through shardgate"
     );
-    assert!(rows(&sg, "SELECT * FROM accounts WHERE id = 4001")
-        .await
-        .is_empty());
 }
 
 /// One string is one implicit transaction in PostgreSQL: a later error undoes an earlier write,
@@ -1051,10 +1052,19 @@ async fn multi_statement_simple_query() {
 #[tokio::test]
 async fn multi_statement_string_is_atomic() {
     env();
-    let sg = connect().await;
+    let (sg, or) = (connect().await, oracle().await);
     let (a, b) = keys_on_two_nodes(4100);
     for (key, other) in [(a, b), (b, a)] {
         let sql = format!("INSERT INTO accounts (id, owner) VALUES ({key}, 'implicit'); SELECT * FROM accounts WHERE id = {other} AND 1 / 0 = 1");
+        assert_eq!(
+            sqlstate(&or.batch_execute(&sql).await.expect_err("oracle")),
+            "22012"
+        );
+        assert!(
+            rows(&or, &format!("SELECT * FROM accounts WHERE id = {key}"))
+                .await
+                .is_empty()
+        );
         assert_eq!(
             sqlstate(&sg.batch_execute(&sql).await.expect_err("division by zero")),
             "22012"
@@ -1066,4 +1076,304 @@ async fn multi_statement_string_is_atomic() {
             "{sql}: the INSERT must be undone"
         );
     }
+}
+
+/// A multi-row INSERT split by node is re-printed per node: every value must reach the worker
+/// unchanged (compared with the oracle, which ran the client's text).
+#[tokio::test]
+async fn split_insert_keeps_string_values() {
+    env();
+    let (sg, or) = (connect().await, oracle().await);
+    // SQL literal bodies (quotes already doubled).
+    let owners = [
+        "it''s",
+        "x''''y",
+        "''''''",
+        "back\\slash",
+        "q\\''q",
+        "$$dollar$$",
+        "semi;colon",
+    ];
+    let mut failures = Vec::new();
+    for (i, o) in owners.iter().enumerate() {
+        let (a, b) = keys_on_two_nodes(7000 + 100 * i as i64);
+        let sql = format!("INSERT INTO accounts (id, owner) VALUES ({a}, '{o}'), ({b}, 'other')");
+        or.batch_execute(&sql).await.expect("oracle");
+        if let Err(e) = sg.batch_execute(&sql).await {
+            failures.push(format!("{sql}: {}", describe(&e)));
+            continue;
+        }
+        let q = format!("SELECT id, owner FROM accounts WHERE id IN ({a}, {b})");
+        let (got, want) = (rows(&sg, &q).await, rows(&or, &q).await);
+        if sorted(got.clone()) != sorted(want.clone()) {
+            failures.push(format!(
+                "{sql}: shardgate stored {got:?}, PostgreSQL {want:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Range predicates and IN lists reach only the nodes that may hold matching rows.
+#[tokio::test]
+async fn predicates_prune_to_the_nodes_that_may_match() {
+    env();
+    let sg = connect().await;
+    let cases = [
+        (
+            "sales_analytics WHERE sale_date BETWEEN '2024-01-20' AND '2024-02-10'",
+            vec![1, 1, 0],
+        ),
+        (
+            "sales_analytics WHERE sale_date < '2024-01-01'",
+            vec![1, 0, 0],
+        ),
+        (
+            "sales_analytics WHERE sale_date >= '2024-03-01'",
+            vec![0, 0, 1],
+        ),
+        (
+            "sales_analytics WHERE sale_date > '2024-02-28' AND sale_date <= '2024-03-02'",
+            vec![0, 1, 1],
+        ),
+        ("regional_sales WHERE region IN ('UK', 'FR')", vec![0, 1, 0]),
+        ("regional_sales WHERE region IN ('US', 'JP')", vec![1, 0, 1]),
+        (
+            "regional_sales WHERE region = 'US' OR region = 'DE'",
+            vec![1, 1, 0],
+        ),
+    ];
+    for (from, want) in cases {
+        let sql = format!("SELECT 31 AS sg_probe_a, 32 AS sg_probe_b, * FROM {from}");
+        let got = executions(async {
+            rows(&sg, &sql).await;
+        })
+        .await;
+        assert_eq!(got, want, "{sql}");
+    }
+    // Two user_ids on one node: one worker, one statement.
+    let (a, b) = (1..)
+        .flat_map(|a| (a + 1..a + 50).map(move |b| (a, b)))
+        .find(|(a, b)| {
+            node_of("user_analytics", "int8", &a.to_string())
+                == node_of("user_analytics", "int8", &b.to_string())
+        })
+        .expect("two keys on one node");
+    let sql = format!("SELECT 31 AS sg_probe_a, 32 AS sg_probe_b, * FROM user_analytics WHERE user_id IN ({a}, {b})");
+    let w = probe(async { assert_eq!(rows(&sg, &sql).await.len(), 2) }).await;
+    assert_eq!(
+        w,
+        node_of("user_analytics", "int8", &a.to_string()),
+        "{sql}"
+    );
+}
+
+/// Session settings (SET) apply on every node a session's statements reach.
+#[tokio::test]
+async fn session_settings_reach_every_node() {
+    env();
+    let (sg, or) = (connect().await, oracle().await);
+    both(
+        &sg,
+        &or,
+        "SET DateStyle = 'German'; SET extra_float_digits = 0",
+    )
+    .await;
+    assert_same(&sg, &or, "SHOW DateStyle").await;
+    for sql in [
+        "SELECT sale_id, sale_date FROM sales_analytics WHERE sale_date = '2023-12-01'",
+        "SELECT sale_id, sale_date FROM sales_analytics WHERE sale_date = '2024-02-15'",
+        "SELECT sale_id, sale_date FROM sales_analytics WHERE sale_date = '2024-04-20'",
+        "SELECT user_id, activity_date, page_views / 7.0::float8 AS f FROM user_analytics WHERE user_id IN (1, 2, 3, 4, 5, 6, 7, 8)",
+    ] {
+        assert_same(&sg, &or, sql).await;
+    }
+}
+
+/// RESET undoes a SET for every node the session reaches, as in PostgreSQL.
+#[tokio::test]
+async fn reset_undoes_a_setting_on_every_node() {
+    env();
+    let (sg, or) = (connect().await, oracle().await);
+    let mut failures = Vec::new();
+    for reset in ["RESET DateStyle", "RESET ALL"] {
+        both(&sg, &or, "SET DateStyle = 'German'").await;
+        both(&sg, &or, reset).await;
+        for d in ["2023-12-01", "2024-02-15", "2024-04-20"] {
+            let sql =
+                format!("SELECT sale_date FROM sales_analytics WHERE sale_date = '{d}' LIMIT 1");
+            let (got, want) = (rows(&sg, &sql).await, rows(&or, &sql).await);
+            if got != want {
+                failures.push(format!("SET DateStyle = 'German'; {reset}; {sql}: shardgate {got:?}, PostgreSQL {want:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Many sessions at once, each checking its own keyed answers (pooled backends must never mix
+/// replies).
+#[tokio::test]
+async fn concurrent_sessions_get_their_own_answers() {
+    env();
+    let sessions = (0..16).map(|s| async move {
+        let sg = connect().await;
+        let st = sg
+            .prepare("SELECT username FROM user_analytics WHERE user_id = $1")
+            .await?;
+        for i in 0..60i64 {
+            let id = 1 + (s * 61 + i * 7) % N_ANALYTICS;
+            let want = format!("user_{id}");
+            if i % 2 == 0 {
+                assert_eq!(sg.query_one(&st, &[&id]).await?.get::<_, String>(0), want);
+            } else {
+                let sql = format!("SELECT username FROM user_analytics WHERE user_id = {id}");
+                assert_eq!(rows(&sg, &sql).await, vec![vec![Some(want)]]);
+            }
+        }
+        Ok::<_, tokio_postgres::Error>(())
+    });
+    try_join_all(sessions).await.expect("sessions");
+}
+
+/// More extended-protocol shapes: keys in IN lists, BETWEEN and ANY as parameters; a failed
+/// Parse leaves the session usable.
+#[tokio::test]
+async fn extended_protocol_parameters_and_errors() {
+    env();
+    let (sg, or) = (connect().await, oracle().await);
+    let d1 = chrono::NaiveDate::from_ymd_opt(2024, 1, 25).expect("date");
+    let d2 = chrono::NaiveDate::from_ymd_opt(2024, 2, 5).expect("date");
+    let ids: Vec<i64> = vec![3, 33, 333, 999];
+    let cases: Vec<(&str, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>)> = vec![
+        (
+            "SELECT * FROM user_analytics WHERE user_id IN ($1, $2, $3)",
+            vec![&10i64, &20i64, &30i64],
+        ),
+        (
+            "SELECT * FROM user_analytics WHERE user_id = ANY($1)",
+            vec![&ids],
+        ),
+        (
+            "SELECT sale_id, sale_date FROM sales_analytics WHERE sale_date BETWEEN $1 AND $2",
+            vec![&d1, &d2],
+        ),
+        (
+            "SELECT * FROM regional_sales WHERE region = $1 AND country = $2",
+            vec![&"FR", &"US"],
+        ),
+    ];
+    for (sql, params) in cases {
+        let got = sg
+            .query(sql, &params)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)));
+        let want = or.query(sql, &params).await.expect("oracle");
+        assert!(!want.is_empty(), "{sql} returns rows");
+        assert_eq!(typed(&got), typed(&want), "{sql}");
+    }
+    let e = sg
+        .prepare("SELEC * FROM user_analytics WHERE user_id = $1")
+        .await
+        .expect_err("syntax");
+    assert_eq!(sqlstate(&e), "42601", "{}", describe(&e));
+    let e = sg
+        .prepare("SELECT * FROM no_such_table WHERE id = $1")
+        .await
+        .expect_err("no table");
+    assert_eq!(sqlstate(&e), "42P01", "{}", describe(&e));
+    let row = sg
+        .query_one(
+            "SELECT username FROM user_analytics WHERE user_id = $1",
+            &[&5i64],
+        )
+        .await
+        .expect("alive");
+    assert_eq!(row.get::<_, String>(0), "user_5");
+    let (got, want) = (simple(&sg, "").await, simple(&or, "").await);
+    assert_eq!(got.expect("empty query"), want.expect("oracle"));
+}
+
+// ---------- protocol: cancel, drain ----------
+
+/// A CancelRequest with the BackendKeyData shardgate sent stops a running keyed statement.
+#[tokio::test]
+async fn cancel_request_stops_a_running_statement() {
+    env();
+    let sg = connect().await;
+    let token = sg.cancel_token();
+    let cancel = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        token.cancel_query(tokio_postgres::NoTls).await
+    };
+    let sql = "SELECT pg_sleep(20) FROM user_analytics WHERE user_id = 9";
+    let started = std::time::Instant::now();
+    let (res, cancelled) = futures::join!(sg.batch_execute(sql), cancel);
+    cancelled.expect("cancel request sent");
+    let e = res.expect_err("cancelled");
+    assert_eq!(sqlstate(&e), "57014", "{}", describe(&e));
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        scalar(&sg, "SELECT username FROM user_analytics WHERE user_id = 9").await,
+        "user_9"
+    );
+}
+
+/// Shutdown drains: no new sessions; an idle session is told to go; a session inside a
+/// transaction block finishes it; then serve returns.
+#[tokio::test]
+async fn shutdown_drains_sessions() {
+    env();
+    let (port, stop, task) = extra_server().await;
+    let (busy, idle) = (
+        connect_to(port).await.expect("busy"),
+        connect_to(port).await.expect("idle"),
+    );
+    busy.batch_execute("BEGIN").await.expect("begin");
+    assert_eq!(
+        scalar(
+            &busy,
+            "SELECT username FROM user_analytics WHERE user_id = 11"
+        )
+        .await,
+        "user_11"
+    );
+    stop.send(()).expect("trigger shutdown");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while connect_to(port).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new sessions still accepted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The idle session is told to go as soon as the drain starts; give its task a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        idle.batch_execute("SELECT 1").await.is_err(),
+        "the idle session is ended"
+    );
+    assert_eq!(
+        scalar(
+            &busy,
+            "SELECT username FROM user_analytics WHERE user_id = 12"
+        )
+        .await,
+        "user_12"
+    );
+    busy.batch_execute("COMMIT")
+        .await
+        .expect("the open transaction finishes");
+    tokio::time::timeout(std::time::Duration::from_secs(20), task)
+        .await
+        .expect("serve returns after draining")
+        .expect("serve task");
+    assert!(
+        busy.batch_execute("SELECT 1").await.is_err(),
+        "the session ended after its transaction"
+    );
 }

@@ -80,13 +80,7 @@ fn merge_reasons(q: &Query, s: &mut Stmt) {
     };
     let _ = sqlparser::ast::visit_expressions(&q.body, |e: &Expr| {
         if let Expr::Function(f) = e {
-            let name = f
-                .name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(ident_name)
-                .unwrap_or_default();
+            let name = super::scope::function_name(f);
             match &f.over {
                 Some(sqlparser::ast::WindowType::WindowSpec(w))
                     if w.partition_by.iter().any(keyed) =>
@@ -307,6 +301,16 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
                 .next()
                 .map(|w| w.to_ascii_lowercase())
                 .as_deref(),
+            Some("reset" | "discard")
+        ) =>
+        {
+            Stmt::new(Kind::Set(set_action(text)), text)
+        }
+        _ if matches!(
+            text.split_whitespace()
+                .next()
+                .map(|w| w.to_ascii_lowercase())
+                .as_deref(),
             Some("vacuum" | "analyze" | "analyse" | "reindex" | "cluster" | "checkpoint")
         ) =>
         {
@@ -499,6 +503,7 @@ pub fn fallback(text: &str, map: &ShardMap, parse_error: &str) -> Stmt {
         _ => Kind::Other,
     };
     let mut s = Stmt::new(kind.clone(), text);
+    s.unparsed = Some(parse_error.to_string());
     if (first == "prepare" && second == "transaction")
         || ((first == "commit" || first == "rollback") && second == "prepared")
     {

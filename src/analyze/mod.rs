@@ -11,7 +11,7 @@ pub mod subquery;
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
+use sqlparser::parser::{Parser, ParserOptions};
 
 use crate::error::SgError;
 use crate::shardmap::ShardMap;
@@ -125,6 +125,8 @@ pub struct Stmt {
     pub no_scatter: Option<String>,
     pub insert: Option<InsertSpec>,
     pub insert_select: Option<InsertSelectSpec>,
+    /// The parser's complaint, for statements it could not read.
+    pub unparsed: Option<String>,
     /// Known at analysis time to be refused.
     pub refuse: Option<SgError>,
     /// Tables named by DDL (CREATE/DROP/ALTER/TRUNCATE/CREATE INDEX).
@@ -150,6 +152,7 @@ impl Stmt {
             no_scatter: None,
             insert: None,
             insert_select: None,
+            unparsed: None,
             refuse: None,
             ddl_tables: Vec::new(),
             top_keys: Vec::new(),
@@ -167,8 +170,16 @@ pub struct Analysis {
     pub from_shape: bool,
 }
 
+/// Parses SQL keeping string literals exactly as written (no unescaping): printing the AST then
+/// gives back the client's strings byte for byte, which sqlparser's unescaping does not
+/// (it reads `\'` as an escape, where PostgreSQL's standard strings do not). Readers of literal
+/// values use `pins::string_value`.
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
-    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| e.to_string())
+    Parser::new(&PostgreSqlDialect {})
+        .with_options(ParserOptions::new().with_unescape(false))
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| e.to_string())
 }
 
 /// Analyses a query string. `original` is the client's text (kept for forwarding); `parse_text`

@@ -144,6 +144,12 @@ fn strip(e: &Expr) -> &Expr {
     }
 }
 
+/// A standard string literal's value from its text as written: PostgreSQL doubles quotes and
+/// (with standard_conforming_strings) takes backslashes literally.
+pub fn string_value(raw: &str) -> String {
+    raw.replace("''", "'")
+}
+
 /// A constant or parameter, seen through casts and parentheses.
 pub fn value_src(e: &Expr) -> Option<ValueSrc> {
     match e {
@@ -151,7 +157,7 @@ pub fn value_src(e: &Expr) -> Option<ValueSrc> {
         Expr::Cast { expr, .. } => value_src(expr),
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) => Some(ValueSrc::Literal(n.to_string())),
-            Value::SingleQuotedString(s) => Some(ValueSrc::Literal(s.clone())),
+            Value::SingleQuotedString(s) => Some(ValueSrc::Literal(string_value(s))),
             Value::Placeholder(p) => {
                 p.strip_prefix('$')
                     .and_then(|n| n.parse().ok())
@@ -164,7 +170,7 @@ pub fn value_src(e: &Expr) -> Option<ValueSrc> {
             _ => None,
         },
         Expr::TypedString(ts) => match &ts.value.value {
-            Value::SingleQuotedString(s) => Some(ValueSrc::Literal(s.clone())),
+            Value::SingleQuotedString(s) => Some(ValueSrc::Literal(string_value(s))),
             _ => None,
         },
         Expr::UnaryOp {

@@ -22,6 +22,16 @@ pub fn ident_name(id: &Ident) -> String {
     }
 }
 
+/// A function call's unqualified, case-folded name.
+pub fn function_name(f: &sqlparser::ast::Function) -> String {
+    f.name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(ident_name)
+        .unwrap_or_default()
+}
+
 /// The unqualified, case-folded name the shard map knows a table by.
 pub fn table_name(name: &ObjectName) -> String {
     name.0
@@ -260,7 +270,8 @@ impl<'a> Collector<'a> {
     }
 }
 
-fn conjuncts<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr)) {
+/// Calls `f` on each AND-ed part of a condition.
+pub fn conjuncts<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr)) {
     match e {
         Expr::BinaryOp {
             left,

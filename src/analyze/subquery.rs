@@ -22,18 +22,7 @@ fn column_ref(e: &Expr) -> Option<(Option<String>, String)> {
 }
 
 fn conjuncts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
-    match e {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            conjuncts(left, out);
-            conjuncts(right, out);
-        }
-        Expr::Nested(inner) => conjuncts(inner, out),
-        other => out.push(other),
-    }
+    super::scope::conjuncts(e, &mut |c| out.push(c));
 }
 
 /// The access (index) a column reference names as its distribution column, among `range`.
@@ -179,14 +168,8 @@ fn has_aggregate(sel: &Select) -> bool {
     let mut found = false;
     let _ = sqlparser::ast::visit_expressions(&sel.projection, |e: &Expr| {
         if let Expr::Function(f) = e {
-            let name = f
-                .name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(ident_name)
-                .unwrap_or_default();
-            found |= f.over.is_none() && super::classify::is_aggregate_name(&name);
+            found |= f.over.is_none()
+                && super::classify::is_aggregate_name(&super::scope::function_name(f));
         }
         std::ops::ControlFlow::<()>::Continue(())
     });

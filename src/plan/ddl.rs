@@ -33,7 +33,8 @@ fn shard_table_name(parent: &ObjectName, shard_name: &str) -> ObjectName {
 fn bound_expr(v: &KeyValue) -> Expr {
     match v {
         KeyValue::Int(i) => Expr::Value(Value::Number(i.to_string(), false).into()),
-        other => Expr::Value(Value::SingleQuotedString(other.to_text()).into()),
+        // Literals print as written (parse_sql keeps them raw), so quotes are doubled here.
+        other => Expr::Value(Value::SingleQuotedString(other.to_text().replace('\'', "''")).into()),
     }
 }
 

@@ -194,7 +194,7 @@ fn resolve_output<'a>(e: &'a Expr, items: &'a [SelectItem]) -> SgResult<Result<u
 }
 
 fn is_agg_call(f: &Function) -> Option<String> {
-    let name = f.name.0.last().and_then(|p| p.as_ident()).map(ident_name)?;
+    let name = crate::analyze::scope::function_name(f);
     (f.over.is_none() && is_aggregate_name(&name)).then_some(name)
 }
 

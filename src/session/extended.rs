@@ -428,58 +428,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             .await?;
                     }
                     PortalRun::Explain { .. } => {}
-                    PortalRun::PerNode(Plan::InsertSelect {
-                        table,
-                        columns,
-                        key_pos,
-                        source_sql,
-                        source_node,
-                        target_nodes,
-                    }) => {
-                        let (table, columns, key_pos, source_sql, source_node, target_nodes) = (
-                            table.clone(),
-                            columns.clone(),
-                            *key_pos,
-                            source_sql.clone(),
-                            *source_node,
-                            target_nodes.clone(),
-                        );
-                        self.play(b, false).await?;
-                        self.errored = false;
-                        self.insert_select(super::insert_select::InsertSelect {
-                            table: &table,
-                            columns: &columns,
-                            key_pos,
-                            source_sql: &source_sql,
-                            source_node,
-                            target_nodes: &target_nodes,
-                        })
-                        .await?;
-                        if self.errored {
-                            b.failed = true;
-                        }
-                    }
                     PortalRun::PerNode(p) => {
-                        let Plan::PerNode {
-                            parts,
-                            combine,
-                            learn,
-                            ..
-                        } = p.clone()
-                        else {
-                            return Ok(());
-                        };
+                        let p = p.clone();
                         self.play(b, false).await?;
-                        let ok = self.multi(parts, combine).await?;
-                        if let (true, Some((table, ty, pos))) = (ok, learn) {
-                            let map = &self.shared.config.shardmap;
-                            if let Err(e) = map.set_key_type(&table, ty) {
-                                tracing::warn!("{e}");
-                            }
-                            map.set_key_position(&table, pos);
-                            self.shared.cache.clear();
-                        }
-                        if !ok {
+                        if !self.run_per_node(&p).await? {
                             b.failed = true;
                         }
                     }

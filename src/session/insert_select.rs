@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::Session;
 use crate::error::{SgError, SgResult};
 use crate::execute::rows;
+use crate::plan::Plan;
 use crate::protocol::backend as be;
 use crate::protocol::frontend as fe;
 use crate::protocol::Frame;
@@ -17,13 +18,13 @@ use crate::protocol::Frame;
 /// CopyData is sent once this much is buffered for a node.
 const COPY_CHUNK: usize = 64 * 1024;
 
-pub struct InsertSelect<'a> {
-    pub table: &'a str,
-    pub columns: &'a [String],
-    pub key_pos: Option<usize>,
-    pub source_sql: &'a str,
-    pub source_node: usize,
-    pub target_nodes: &'a [usize],
+struct Target<'a> {
+    table: &'a str,
+    columns: &'a [String],
+    key_pos: Option<usize>,
+    source_sql: &'a str,
+    source_node: usize,
+    target_nodes: &'a [usize],
 }
 
 fn quote_ident(s: &str) -> String {
@@ -44,8 +45,27 @@ fn copy_escape(out: &mut BytesMut, v: &[u8]) {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
-    pub async fn insert_select(&mut self, p: InsertSelect<'_>) -> SgResult<()> {
-        if self.txn.txn.is_some() {
+    pub async fn insert_select(&mut self, plan: &Plan) -> SgResult<()> {
+        let Plan::InsertSelect {
+            table,
+            columns,
+            key_pos,
+            source_sql,
+            source_node,
+            target_nodes,
+        } = plan
+        else {
+            return Err(SgError::internal("not an INSERT ... SELECT plan"));
+        };
+        let p = Target {
+            table,
+            columns,
+            key_pos: *key_pos,
+            source_sql,
+            source_node: *source_node,
+            target_nodes,
+        };
+        if self.txn.txn.as_ref().is_some_and(|t| !t.implicit) {
             self.error(&SgError::unsupported(
                 "INSERT ... SELECT into a distributed or reference table inside a transaction block",
             ));

@@ -82,8 +82,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(());
             }
         }
+        let many = analysis.stmts.len() > 1;
+        if many {
+            // PostgreSQL parses the whole string before running any of it.
+            if let Some(e) = analysis
+                .stmts
+                .iter()
+                .find(|s| s.kind == Kind::Other)
+                .and_then(|s| s.unparsed.as_ref())
+            {
+                self.error(&SgError::syntax(format!("syntax error: {e}")));
+                return Ok(());
+            }
+        }
+        let implicit = many
+            && self.txn.txn.is_none()
+            && !analysis.stmts.iter().any(|s| {
+                matches!(
+                    s.kind,
+                    Kind::Begin | Kind::Commit | Kind::Rollback | Kind::TxnOther
+                )
+            });
+        if implicit {
+            self.begin_implicit();
+        }
+        self.errored = false;
+        let mut failed = false;
         for (stmt, text) in analysis.stmts.iter().zip(&texts) {
-            if self.txn.txn.as_ref().is_some_and(|t| t.failed)
+            if self
+                .txn
+                .txn
+                .as_ref()
+                .is_some_and(|t| t.failed && !t.implicit)
                 && !matches!(stmt.kind, Kind::Commit | Kind::Rollback | Kind::TxnOther)
             {
                 self.error(&SgError::new(
@@ -96,8 +126,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 .run_stmt(stmt, text, &values, frame, analysis.stmts.len() == 1)
                 .await?;
             if !ok {
+                failed = true;
                 break;
             }
+        }
+        if implicit {
+            self.errored = failed;
+            self.end_implicit().await?;
         }
         self.txn.release();
         Ok(())
@@ -124,40 +159,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Ok(false);
         }
         self.errored = false;
-        match p {
+        match &p {
             Plan::Route { node, .. } => {
                 let f = if whole {
                     frame.clone()
                 } else {
                     fe::build_query(text)
                 };
-                self.forward_simple(node, f).await?;
+                self.forward_simple(*node, f).await?;
             }
             Plan::Scatter { nodes, combine, .. } => {
                 let parts = nodes.iter().map(|n| (*n, vec![text.to_string()])).collect();
-                self.multi(parts, combine).await?;
-            }
-            Plan::PerNode {
-                parts,
-                combine,
-                learn,
-                ..
-            } => {
-                let ok = self.multi(parts, combine).await?;
-                if let (true, Some((table, ty, pos))) = (ok, learn) {
-                    let map = &self.shared.config.shardmap;
-
-                    if let Err(e) = map.set_key_type(&table, ty) {
-                        tracing::warn!("{e}");
-                    }
-                    map.set_key_position(&table, pos);
-                    self.shared.cache.clear();
-                }
+                self.multi(parts, *combine).await?;
             }
             Plan::Merge { nodes, merge, .. } => {
                 self.run_merge(super::merge::MergeCall {
-                    nodes: &nodes,
-                    merge: &merge,
+                    nodes,
+                    merge,
                     original: text,
                     param_types: &[],
                     params: &[],
@@ -167,30 +185,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 })
                 .await?;
             }
-            Plan::Session(op) => self.session_op(op, stmt, text).await?,
+            Plan::Session(op) => self.session_op(op.clone(), stmt, text).await?,
             Plan::Explain {
                 inner,
                 analyze,
                 sql,
-            } => self.explain(&inner, analyze, &sql, true, false).await?,
-            Plan::InsertSelect {
-                table,
-                columns,
-                key_pos,
-                source_sql,
-                source_node,
-                target_nodes,
-            } => {
-                self.insert_select(super::insert_select::InsertSelect {
-                    table: &table,
-                    columns: &columns,
-                    key_pos,
-                    source_sql: &source_sql,
-                    source_node,
-                    target_nodes: &target_nodes,
-                })
-                .await?
+            } => self.explain(inner, *analyze, sql, true, false).await?,
+            Plan::PerNode { .. } | Plan::InsertSelect { .. } => {
+                self.run_per_node(&p).await?;
             }
+        }
+        Ok(!self.errored)
+    }
+
+    /// Rewritten per-node statements (then what DDL taught about the table), or an
+    /// INSERT ... SELECT. True when it succeeded.
+    pub async fn run_per_node(&mut self, p: &Plan) -> SgResult<bool> {
+        self.errored = false;
+        match p {
+            Plan::PerNode {
+                parts,
+                combine,
+                learn,
+                ..
+            } => {
+                let ok = self.multi(parts.clone(), *combine).await?;
+                if let (true, Some((table, ty, pos))) = (ok, learn) {
+                    let map = &self.shared.config.shardmap;
+                    if let Err(e) = map.set_key_type(table, *ty) {
+                        tracing::warn!("{e}");
+                    }
+                    map.set_key_position(table, *pos);
+                    self.shared.cache.clear();
+                }
+            }
+            Plan::InsertSelect { .. } => self.insert_select(p).await?,
+            _ => return Err(SgError::internal("not a per-node plan")),
         }
         Ok(!self.errored)
     }

@@ -19,6 +19,8 @@ pub struct Txn {
     pub failed: bool,
     pub writer: Option<usize>,
     pub savepoints: Vec<String>,
+    /// A multi-statement simple query's implicit transaction, not a client's BEGIN.
+    pub implicit: bool,
 }
 
 #[derive(Default)]
@@ -79,7 +81,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let Some(t) = self.txn.txn.as_mut() else {
             return Ok(());
         };
-        if !is_write {
+        // An implicit transaction commits on every node it wrote or on none (see
+        // `end_implicit`); the one-writer rule is for client transaction blocks.
+        if !is_write || t.implicit {
             return Ok(());
         }
         let nodes = plan.nodes();
@@ -109,6 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 failed: false,
                 writer: None,
                 savepoints: Vec::new(),
+                implicit: false,
             });
         }
         self.push(&be::command_complete("BEGIN"));
@@ -143,6 +148,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         match err {
             Some(e) => self.push(&be::error(&e)),
             None => self.push(&be::command_complete(sql)),
+        }
+        Ok(())
+    }
+
+    /// Runs a multi-statement simple query's statements as PostgreSQL does, in one implicit
+    /// transaction: BEGIN reaches each node as it is first used.
+    pub fn begin_implicit(&mut self) {
+        self.txn.txn = Some(Txn {
+            begin_sql: "BEGIN".into(),
+            failed: false,
+            writer: None,
+            savepoints: Vec::new(),
+            implicit: true,
+        });
+    }
+
+    /// Ends the implicit transaction: COMMIT on every node if every statement succeeded, else
+    /// ROLLBACK. Atomic for statement failures; a node failing its own COMMIT after others
+    /// committed is the one case cross-node two-phase commit will close.
+    pub async fn end_implicit(&mut self) -> SgResult<()> {
+        let Some(t) = self.txn.txn.take_if(|t| t.implicit) else {
+            return Ok(());
+        };
+        let commit = !t.failed && !self.errored;
+        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+        let mut err = None;
+        let nodes: Vec<usize> = self.txn.conns.keys().copied().collect();
+        for n in nodes {
+            if let Some(c) = self.txn.conns.get_mut(&n) {
+                if let Err(e) = c.run(sql).await {
+                    c.broken = true;
+                    err.get_or_insert(e);
+                }
+            }
+        }
+        self.txn.conns.clear();
+        if let (true, Some(e)) = (commit, err) {
+            self.error(&e);
         }
         Ok(())
     }

@@ -101,7 +101,15 @@ fn parse_timestamp(s: &str) -> Option<i64> {
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
         })?;
     let epoch = pg_epoch_date().and_hms_opt(0, 0, 0)?;
-    ts.signed_duration_since(epoch).num_microseconds()
+    let d = ts.signed_duration_since(epoch);
+    // PostgreSQL rounds extra fractional digits to the microsecond, halves to even (rint).
+    let nanos = d.num_nanoseconds()?;
+    let (micros, rest) = (nanos.div_euclid(1000), nanos.rem_euclid(1000));
+    Some(if rest > 500 || (rest == 500 && micros % 2 != 0) {
+        micros + 1
+    } else {
+        micros
+    })
 }
 
 fn bad_input(ty: KeyType, s: &str) -> SgError {
@@ -231,6 +239,14 @@ mod tests {
         assert_eq!(
             KeyValue::parse_text(KeyType::Timestamp, "2000-01-01"),
             Ok(KeyValue::Timestamp(0))
+        );
+        assert_eq!(
+            KeyValue::parse_text(KeyType::Timestamp, "2000-01-01 00:00:00.0000015"),
+            Ok(KeyValue::Timestamp(2))
+        );
+        assert_eq!(
+            KeyValue::parse_text(KeyType::Timestamp, "2000-01-01 00:00:00.9999995"),
+            Ok(KeyValue::Timestamp(1_000_000))
         );
     }
 
