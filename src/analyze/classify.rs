@@ -123,13 +123,16 @@ fn merge_reasons(q: &Query, s: &mut Stmt) {
     }
 }
 
-fn apply_found(s: &mut Stmt, f: super::scope::Found) {
+fn apply_found(s: &mut Stmt, f: super::scope::Found, map: &ShardMap) {
     if f.outer_join_risk {
         s.no_scatter.get_or_insert_with(|| {
             "an outer join that keeps rows of a reference table, across nodes".into()
         });
     }
-    if f.accesses.iter().any(|a| !a.top) {
+    // Reference tables read the same on every node; a distributed table in a subquery sees
+    // only its node's rows.
+    let distributed = |a: &Access| map.get(&a.table).is_some_and(|t| !t.is_reference());
+    if f.accesses.iter().any(|a| !a.top && distributed(a)) {
         s.no_scatter.get_or_insert_with(|| {
             "a distributed table inside a subquery or CTE, across nodes".into()
         });
@@ -157,7 +160,7 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
             if let Some(top) = top {
                 super::subquery::link(top, &mut found, map);
             }
-            apply_found(&mut s, found);
+            apply_found(&mut s, found, map);
             merge_reasons(q, &mut s);
             s
         }
@@ -192,7 +195,7 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
                 let _ = a.value.visit(&mut c);
             }
             let _ = u.selection.visit(&mut c);
-            apply_found(&mut s, c.found);
+            apply_found(&mut s, c.found, map);
             s
         }
         Statement::Delete(d) => {
@@ -206,7 +209,7 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
             }
             c.scope(&from, d.selection.as_ref(), true);
             let _ = d.selection.visit(&mut c);
-            apply_found(&mut s, c.found);
+            apply_found(&mut s, c.found, map);
             s
         }
         Statement::CreateTable(ct) => {
@@ -347,7 +350,7 @@ fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt {
         None => Default::default(),
     };
     let source_touches_tables = !f.accesses.is_empty() || f.touches_local;
-    apply_found(&mut s, f);
+    apply_found(&mut s, f, map);
     s.no_scatter = None;
     match map.get(&table) {
         None => s.touches_local = true,

@@ -84,6 +84,8 @@ pub struct Found {
 
 pub struct Collector<'a> {
     map: &'a ShardMap,
+    /// Bindings of the scope being built joined by USING on their keys (indexes into it).
+    using_eqs: Vec<(usize, usize)>,
     top: Option<*const Select>,
     ctes: HashSet<String>,
     pub found: Found,
@@ -93,6 +95,7 @@ impl<'a> Collector<'a> {
     pub fn new(map: &'a ShardMap, top: Option<&Select>) -> Collector<'a> {
         Collector {
             map,
+            using_eqs: Vec::new(),
             top: top.map(|s| s as *const Select),
             ctes: HashSet::new(),
             found: Found::default(),
@@ -133,6 +136,7 @@ impl<'a> Collector<'a> {
         self.factor(&twj.relation, bindings, conds, outer, top);
         let leftmost_is_reference = bindings.get(first).is_some_and(|b| b.reference);
         for j in &twj.joins {
+            let before = bindings.len();
             self.factor(&j.relation, bindings, conds, outer, top);
             let (constraint, outer_join) = match &j.join_operator {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::CrossJoin(c) => {
@@ -155,12 +159,30 @@ impl<'a> Collector<'a> {
                     (None, true)
                 }
             };
-            if let Some(JoinConstraint::On(e)) = constraint {
-                if outer_join {
-                    outer.push(e);
-                } else {
-                    conds.push(e);
+            match constraint {
+                Some(JoinConstraint::On(e)) => {
+                    if outer_join {
+                        outer.push(e);
+                    } else {
+                        conds.push(e);
+                    }
                 }
+                // USING (key): the joined table's key equals the same-named key on the left.
+                Some(JoinConstraint::Using(cols)) if bindings.len() == before + 1 => {
+                    let r = before;
+                    for c in cols {
+                        let name = table_name(c);
+                        if bindings[r].reference || bindings[r].key != name {
+                            continue;
+                        }
+                        if let Some(l) =
+                            (first..r).find(|&i| !bindings[i].reference && bindings[i].key == name)
+                        {
+                            self.using_eqs.push((l, r));
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -199,23 +221,31 @@ impl<'a> Collector<'a> {
         top: bool,
     ) {
         let base = self.found.accesses.len();
+        let using = std::mem::take(&mut self.using_eqs);
+        // An unqualified name of a column joined with USING is the merged column: it names the
+        // key of every binding the USING joined.
+        let merged = |i: usize| using.iter().any(|&(l, r)| l == i || r == i);
+        let unqualified_ok = |i: usize| {
+            let b = &bindings[i];
+            let same_key = bindings.iter().filter(|o| o.key == b.key).count();
+            same_key == 1 || (merged(i) && using.len() + 1 == same_key)
+        };
         if top {
-            for b in bindings.iter().filter(|b| !b.reference) {
+            for (i, b) in bindings.iter().enumerate().filter(|(_, b)| !b.reference) {
                 self.found.top_keys.push(format!("{}.{}", b.alias, b.key));
-                if bindings.iter().filter(|o| o.key == b.key).count() == 1 {
+                if unqualified_ok(i) {
                     self.found.top_keys.push(b.key.clone());
                 }
             }
         }
-        for b in &bindings {
+        for (i, b) in bindings.iter().enumerate() {
             let pin = if b.reference {
                 Pin::All
             } else {
-                let same_key = bindings.iter().filter(|o| o.key == b.key).count();
                 let m = Matcher {
                     alias: &b.alias,
                     key: &b.key,
-                    unqualified_ok: same_key == 1,
+                    unqualified_ok: unqualified_ok(i),
                 };
                 conds.iter().fold(Pin::All, |p, c| p.and(pin_of(c, &m)))
             };
@@ -226,8 +256,10 @@ impl<'a> Collector<'a> {
                 top,
             });
         }
-        // Equalities between two bindings' distribution columns, from AND-ed conditions.
-        let mut eqs = Vec::new();
+        // Equalities between two bindings' distribution columns, from USING and from AND-ed
+        // conditions.
+        let mut eqs: Vec<(usize, usize)> =
+            using.iter().map(|&(l, r)| (base + l, base + r)).collect();
         for c in conds.iter().chain(outer.iter()) {
             conjuncts(c, &mut |e| {
                 if let Expr::BinaryOp {

@@ -72,27 +72,43 @@ pub fn link(top: &Select, found: &mut Found, map: &ShardMap) {
     let Some(top_range) = scope_of(found, top) else {
         return;
     };
-    let Some(cond) = top.selection.as_ref() else {
-        return;
-    };
-    let mut conds = Vec::new();
-    conjuncts(cond, &mut conds);
-    for c in conds {
-        let linked = match c {
-            Expr::InSubquery {
+    let mut links = Vec::new();
+    // `key IN (SELECT key ...)` in the main WHERE.
+    if let Some(cond) = top.selection.as_ref() {
+        let mut conds = Vec::new();
+        conjuncts(cond, &mut conds);
+        for c in conds {
+            if let Expr::InSubquery {
                 expr,
                 subquery,
                 negated: false,
-            } => in_subquery(expr, subquery, top_range.clone(), found, map),
-            Expr::Exists { subquery, .. } => exists(subquery, top_range.clone(), found, map),
+            } = c
+            {
+                links.extend(in_subquery(expr, subquery, top_range.clone(), found, map));
+            }
+        }
+    }
+    // Subqueries anywhere (select list, WHERE, HAVING) correlated with the main query on the
+    // key: evaluated per outer row, every row they can see shares that row's key and node.
+    let _ = sqlparser::ast::visit_expressions(top, |e: &Expr| {
+        let q = match e {
+            Expr::Subquery(q) | Expr::Exists { subquery: q, .. } => Some(q),
+            Expr::InSubquery { subquery, .. } => Some(subquery),
             _ => None,
         };
-        if let Some((inner_range, inner, outer)) = linked {
-            for i in inner_range {
-                found.accesses[i].top = true;
-            }
-            found.key_joins.push((inner, outer));
+        if let Some(q) = q {
+            links.extend(exists(q, top_range.clone(), found, map));
         }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    for (inner_range, inner, outer) in links {
+        for i in inner_range {
+            found.accesses[i].top = true;
+        }
+        // The correlation pins the inner table wherever the outer one is pinned.
+        let outer_pin = found.accesses[outer].pin.clone();
+        found.accesses[inner].pin = found.accesses[inner].pin.clone().and(outer_pin);
+        found.key_joins.push((inner, outer));
     }
 }
 

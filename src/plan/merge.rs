@@ -99,8 +99,23 @@ fn limit_value(e: &Expr, values: &Values) -> SgResult<u64> {
 
 /// The query's LIMIT and OFFSET as numbers (no LIMIT: None).
 fn limits(q: &Query, values: &Values) -> SgResult<(Option<u64>, u64)> {
-    if q.fetch.is_some() {
-        return Err(bad("FETCH FIRST"));
+    if let Some(f) = &q.fetch {
+        // FETCH FIRST n ROWS ONLY is LIMIT n; WITH TIES and PERCENT are not.
+        if f.with_ties || f.percent {
+            return Err(bad("FETCH FIRST ... WITH TIES or PERCENT"));
+        }
+        let (_, offset) = limits(
+            &Query {
+                fetch: None,
+                ..q.clone()
+            },
+            values,
+        )?;
+        let n = match &f.quantity {
+            Some(e) => limit_value(e, values)?,
+            None => 1,
+        };
+        return Ok((Some(n), offset));
     }
     match &q.limit_clause {
         None => Ok((None, 0)),
@@ -295,13 +310,11 @@ fn sort_plan(q: &Query, sel: &Select, values: &Values) -> SgResult<Merge> {
         });
     }
     if let SetExpr::Select(ws) = worker.body.as_mut() {
-        if ws.distinct.is_some() && !hidden.is_empty() {
-            // Extra columns would change what DISTINCT compares; such keys are output columns
-            // already (PostgreSQL requires it), so sort by position instead.
-            return Err(bad("SELECT DISTINCT with ORDER BY"));
-        }
+        // With DISTINCT, PostgreSQL requires ORDER BY expressions to be output columns, so the
+        // hidden copies add nothing DISTINCT could tell apart.
         ws.projection.extend(hidden);
     }
+    worker.fetch = None;
     worker.limit_clause = limit.map(|l| LimitClause::LimitOffset {
         limit: Some(number(l.saturating_add(offset))),
         offset: None,
@@ -325,6 +338,7 @@ fn distinct_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<Merge> {
     let mut worker = q.clone();
     worker.order_by = None;
     worker.limit_clause = None;
+    worker.fetch = None;
     let n = sel.projection.len();
     if sel.projection.iter().any(|i| item_expr(i).is_none()) {
         return Err(bad("SELECT DISTINCT *"));
@@ -358,6 +372,7 @@ fn distinct_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<Merge> {
     }
     set_order(&mut fq, order);
     fq.limit_clause = q.limit_clause.clone();
+    fq.fetch = q.fetch.clone();
     if let SetExpr::Select(ws) = worker.body.as_mut() {
         for (i, item) in ws.projection.iter_mut().enumerate() {
             alias_item(item, &format!("_sg_g{i}"));
@@ -455,12 +470,43 @@ impl AggCollector<'_> {
         };
         if list.duplicate_treatment == Some(sqlparser::ast::DuplicateTreatment::Distinct) {
             let arg = arg.ok_or_else(|| bad("DISTINCT *"))?;
-            if f.filter.is_some() {
-                return Err(bad(&format!("{name}(DISTINCT ...) FILTER")));
+            if matches!(arg, Expr::Tuple(_)) {
+                return Err(bad(&format!("{name}(DISTINCT (row))")));
             }
-            if !matches!(name, "count" | "sum" | "avg" | "min" | "max") {
+            if !matches!(
+                name,
+                "count"
+                    | "sum"
+                    | "avg"
+                    | "min"
+                    | "max"
+                    | "stddev"
+                    | "stddev_samp"
+                    | "stddev_pop"
+                    | "variance"
+                    | "var_samp"
+                    | "var_pop"
+                    | "bool_and"
+                    | "bool_or"
+            ) {
                 return Err(bad(&format!("{name}(DISTINCT ...)")));
             }
+            // The distinct values become a worker group column; the aggregate itself runs on
+            // the merge node over them. A FILTER folds into that column: these aggregates skip
+            // NULLs, so `agg(DISTINCT x) FILTER (WHERE c)` is `agg(DISTINCT CASE WHEN c THEN x END)`.
+            let arg = match &f.filter {
+                Some(c) => Expr::Case {
+                    case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                    end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                    operand: None,
+                    conditions: vec![sqlparser::ast::CaseWhen {
+                        condition: (**c).clone(),
+                        result: arg,
+                    }],
+                    else_result: None,
+                },
+                None => arg,
+            };
             let key = arg.to_string();
             match &self.distinct_arg {
                 Some(k) if *k != key => {
@@ -592,6 +638,16 @@ fn final_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<Merge> {
     let mut groups: Vec<Expr> = Vec::new();
     if let GroupByExpr::Expressions(v, _) = &sel.group_by {
         for g in v {
+            // The parser reads ROLLUP (...) and friends as function calls.
+            if let Expr::Function(f) = g {
+                let name = crate::analyze::scope::function_name(f);
+                if matches!(name.as_str(), "rollup" | "cube" | "grouping") {
+                    return Err(bad("ROLLUP, CUBE or GROUPING SETS"));
+                }
+            }
+            if matches!(g, Expr::Rollup(_) | Expr::Cube(_) | Expr::GroupingSets(_)) {
+                return Err(bad("ROLLUP, CUBE or GROUPING SETS"));
+            }
             let e = match resolve_output(g, &sel.projection)? {
                 Ok(pos) => item_expr(&sel.projection[pos])
                     .cloned()
@@ -649,6 +705,7 @@ fn final_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<Merge> {
     let mut worker = q.clone();
     worker.order_by = None;
     worker.limit_clause = None;
+    worker.fetch = None;
     if let SetExpr::Select(ws) = worker.body.as_mut() {
         ws.distinct = None;
         ws.having = None;
@@ -690,6 +747,7 @@ fn final_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<Merge> {
     let _ = distinct_group;
     set_order(&mut fq, order);
     fq.limit_clause = q.limit_clause.clone();
+    fq.fetch = q.fetch.clone();
     let outputs = sel.projection.len();
     Ok(Merge::Final {
         worker_sql: Statement::Query(Box::new(worker)).to_string(),
@@ -739,6 +797,11 @@ pub fn finish(
             Combine::Count(j) => cast(func("coalesce", vec![sum(*j), number(0)]), "int8"),
             Combine::Same(name, j) => cast(func(name, vec![p(*j)]), &ty(*j)),
             Combine::Avg { sum: s, count } => {
+                if ty(*s) == "float4" {
+                    // PostgreSQL averages real in float8; the nodes' float4 sums have already
+                    // lost those digits.
+                    return Err(bad("avg of real (float4) values"));
+                }
                 let t = if matches!(ty(*s).as_str(), "float4" | "float8") {
                     "float8"
                 } else if ty(*s) == "interval" {
@@ -828,7 +891,8 @@ pub fn finish(
                 f
             }
         };
-        combined.insert(format!("__sg_agg{a}"), e);
+        // Parenthesised: the aggregate stood as one operand in the original expression.
+        combined.insert(format!("__sg_agg{a}"), Expr::Nested(Box::new(e)));
     }
     let mut q = final_query.clone();
     let _ = sqlparser::ast::visit_expressions_mut(&mut q, |x| {
