@@ -19,6 +19,14 @@ pub const COPY_DATA: u8 = b'd';
 pub const COPY_DONE: u8 = b'c';
 pub const COPY_FAIL: u8 = b'f';
 
+/// The messages of the extended query protocol, which the session collects up to Sync.
+pub fn is_extended(tag: u8) -> bool {
+    matches!(
+        tag,
+        PARSE | BIND | DESCRIBE | EXECUTE | CLOSE | SYNC | FLUSH
+    )
+}
+
 pub fn query(f: &Frame) -> SgResult<&str> {
     Reader::new(f.body()).cstr()
 }

@@ -147,16 +147,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Some(f) => f,
                 None => return Ok(()),
             };
-            if !matches!(
-                frame.tag,
-                fe::PARSE
-                    | fe::BIND
-                    | fe::DESCRIBE
-                    | fe::EXECUTE
-                    | fe::CLOSE
-                    | fe::SYNC
-                    | fe::FLUSH
-            ) {
+            if !fe::is_extended(frame.tag) {
                 return Err(SgError::protocol(format!(
                     "unexpected message type '{}' inside an extended query",
                     frame.tag as char

@@ -163,52 +163,57 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         types: &[u32],
     ) -> SgResult<Result<Vec<u32>, WorkerError>> {
         let node = self.shared.config.default_node;
-        let frames = [
-            parse_frame(sql, types),
-            fe::build_target(fe::DESCRIBE, b'S', ""),
-            fe::sync(),
-        ];
-        self.backend(node).await?.send(&frames).await?;
-        let mut out = Ok(Vec::new());
-        loop {
-            let f = self.backend(node).await?.read().await?;
-            match f.tag {
-                be::PARAMETER_DESCRIPTION => {
-                    let mut r = crate::protocol::Reader::new(f.body());
-                    let n = r.i16()?.max(0) as usize;
-                    let mut oids = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        oids.push(r.i32()? as u32);
-                    }
-                    out = Ok(oids);
-                }
-                be::ERROR_RESPONSE => out = Err(WorkerError(f)),
-                be::READY_FOR_QUERY => return Ok(out),
-                _ => {}
-            }
-        }
+        Ok(self
+            .describe_statement(node, sql, types)
+            .await?
+            .map(|(p, _)| p))
     }
 
-    /// Describes a statement on a node: its RowDescription fields (empty for no rows).
     async fn describe_on(
         &mut self,
         node: usize,
         sql: &str,
         types: &[u32],
     ) -> SgResult<Result<Vec<rows::Field>, WorkerError>> {
+        Ok(self
+            .describe_statement(node, sql, types)
+            .await?
+            .map(|(_, f)| f))
+    }
+
+    /// Describes a statement on a node: its parameter types and result columns (none for a
+    /// statement without rows).
+    async fn describe_statement(
+        &mut self,
+        node: usize,
+        sql: &str,
+        types: &[u32],
+    ) -> SgResult<Result<(Vec<u32>, Vec<rows::Field>), WorkerError>> {
         let frames = [
             parse_frame(sql, types),
             fe::build_target(fe::DESCRIBE, b'S', ""),
             fe::sync(),
         ];
         self.backend(node).await?.send(&frames).await?;
-        let mut fields = Ok(Vec::new());
+        let (mut params, mut fields, mut err) = (Vec::new(), Vec::new(), None);
         loop {
             let f = self.backend(node).await?.read().await?;
             match f.tag {
-                be::ROW_DESCRIPTION => fields = Ok(rows::parse_row_description(&f)?),
-                be::ERROR_RESPONSE => fields = Err(WorkerError(f)),
-                be::READY_FOR_QUERY => return Ok(fields),
+                be::PARAMETER_DESCRIPTION => {
+                    let mut r = crate::protocol::Reader::new(f.body());
+                    let n = r.i16()?.max(0) as usize;
+                    for _ in 0..n {
+                        params.push(r.i32()? as u32);
+                    }
+                }
+                be::ROW_DESCRIPTION => fields = rows::parse_row_description(&f)?,
+                be::ERROR_RESPONSE => err = Some(WorkerError(f)),
+                be::READY_FOR_QUERY => {
+                    return Ok(match err {
+                        Some(e) => Err(e),
+                        None => Ok((params, fields)),
+                    })
+                }
                 _ => {}
             }
         }

@@ -196,13 +196,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     }
                 }
                 fe::TERMINATE => break,
-                fe::PARSE
-                | fe::BIND
-                | fe::DESCRIBE
-                | fe::EXECUTE
-                | fe::CLOSE
-                | fe::SYNC
-                | fe::FLUSH => {
+                tag if fe::is_extended(tag) => {
                     self.batch_synced = false;
                     match self.extended_batch(frame).await {
                         Ok(()) => self.flush().await?,
