@@ -54,6 +54,9 @@ run() { # label, pgbench connection args...
     lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
     echo "$tps $lat"
 }
+# Warm both sides (caches, pools, prepared statements) before measuring.
+PGPASSWORD= pgbench -n -c "$CLIENTS" -j 2 -T 3 -h 127.0.0.1 -p 57001 -U postgres -f target/bench-keyed.sql direct >/dev/null 2>&1
+pgbench -n -c "$CLIENTS" -j 2 -T 3 -h 127.0.0.1 -p 6543 -U app -f target/bench-keyed.sql app >/dev/null 2>&1
 echo "== keyed lookups: pgbench -c $CLIENTS -j 2 -T $SECS (user_analytics by primary key)"
 printf "%-10s %12s %12s %10s %12s %12s\n" mode direct_tps sg_tps ratio direct_ms sg_ms
 for mode in simple extended prepared; do
