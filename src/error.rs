@@ -27,6 +27,27 @@ pub mod code {
     pub const ADMIN_SHUTDOWN: &str = "57P01";
 }
 
+/// A worker's SQLSTATE as a `&'static str`: the set of SQLSTATEs is small and fixed, so each
+/// distinct code is allocated once and kept. Anything that is not five ASCII alphanumerics is
+/// reported as XX000.
+pub fn intern_code(c: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static CODES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    if c.len() != 5 || !c.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return code::INTERNAL_ERROR;
+    }
+    let Ok(mut set) = CODES.get_or_init(Default::default).lock() else {
+        return code::INTERNAL_ERROR;
+    };
+    if let Some(k) = set.get(c) {
+        return k;
+    }
+    let k: &'static str = Box::leak(c.to_string().into_boxed_str());
+    set.insert(k);
+    k
+}
+
 /// An error that reaches a client as an ErrorResponse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SgError {

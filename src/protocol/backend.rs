@@ -110,19 +110,7 @@ pub fn error_fields(f: &Frame) -> (String, String) {
 /// A worker's error as shardgate's own (when it must be re-raised rather than forwarded).
 pub fn to_sg_error(f: &Frame) -> SgError {
     let (code, msg) = error_fields(f);
-    let code: &'static str = match code.as_str() {
-        "23505" => "23505",
-        "23514" => "23514",
-        "42P01" => "42P01",
-        "42703" => "42703",
-        "42601" => "42601",
-        "40001" => "40001",
-        "40P01" => "40P01",
-        "25P02" => "25P02",
-        "57014" => "57014",
-        _ => crate::error::code::INTERNAL_ERROR,
-    };
-    SgError::new(code, msg)
+    SgError::new(crate::error::intern_code(&code), msg)
 }
 
 /// A CommandComplete's tag ("SELECT 5", "INSERT 0 3").

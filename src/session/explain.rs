@@ -10,7 +10,6 @@ use crate::error::SgResult;
 use crate::execute::rows::{row_description, Field};
 use crate::plan::{Display, Plan};
 use crate::protocol::backend as be;
-use crate::protocol::frontend as fe;
 use crate::protocol::Frame;
 
 fn text_row(s: &str) -> Frame {
@@ -37,25 +36,18 @@ pub fn description() -> Frame {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Runs `sql` on a node with the simple protocol and returns the first column of each row.
     async fn text_rows(&mut self, node: usize, sql: &str) -> SgResult<Result<Vec<String>, Frame>> {
-        let c = self.backend(node).await?;
-        c.send(&[fe::build_query(sql)]).await?;
+        let frames = match self.backend(node).await?.run(sql).await {
+            Ok(f) => f,
+            Err(e) if e.code == crate::error::code::CONNECTION_FAILURE => return Err(e),
+            Err(e) => return Ok(Err(be::error(&e))),
+        };
         let mut out = Vec::new();
-        let mut err = None;
-        loop {
-            let f = c.read().await?;
-            match f.tag {
-                be::DATA_ROW => {
-                    let cols = crate::execute::rows::columns(&f)?;
-                    if let Some(Some(v)) = cols.first() {
-                        out.push(String::from_utf8_lossy(v).into_owned());
-                    }
-                }
-                be::ERROR_RESPONSE if err.is_none() => err = Some(f),
-                be::READY_FOR_QUERY => break,
-                _ => {}
+        for f in frames.iter().filter(|f| f.tag == be::DATA_ROW) {
+            if let Some(Some(v)) = crate::execute::rows::columns(f)?.first() {
+                out.push(String::from_utf8_lossy(v).into_owned());
             }
         }
-        Ok(err.map_or(Ok(out), Err))
+        Ok(Ok(out))
     }
 
     pub async fn explain(
