@@ -692,3 +692,39 @@ suite! { run_theme ignored:
         "SELECT sum(unit_price::real), stddev_pop(unit_price::real) FROM sales_analytics",
     ];
 }
+
+/// Partial rows a merge must hold are bounded by server.max_buffered_rows: past it the query
+/// fails with 53000 and the session lives on; streamed merges (ORDER BY) are not bounded.
+#[tokio::test]
+async fn merge_buffer_bound_gives_53000() {
+    let toml = common::env().toml.replacen(
+        "pool_size = 16\n",
+        "pool_size = 16\nmax_buffered_rows = 10\n",
+        1,
+    );
+    assert!(
+        toml.contains("max_buffered_rows = 10"),
+        "config has a [server] pool_size line"
+    );
+    let (port, stop, _task) = common::extra_server_with(toml).await;
+    let sg = common::connect_to(port).await.expect("connect");
+    let many_groups = "SELECT username, count(*) FROM user_analytics GROUP BY username";
+    match sg.simple_query(many_groups).await {
+        Err(e) => assert_eq!(sqlstate(&e), "53000", "{}", describe(&e)),
+        Ok(_) => panic!("more than 10 partial rows were merged"),
+    }
+    let n = sg
+        .simple_query("SELECT count(*) FROM user_analytics")
+        .await
+        .expect("3 partial rows fit");
+    assert!(!n.is_empty());
+    let all = sg
+        .query(
+            "SELECT user_id FROM user_analytics ORDER BY user_id, activity_date",
+            &[],
+        )
+        .await
+        .expect("a streamed merge is not bounded");
+    assert!(all.len() > 10);
+    let _ = stop.send(());
+}

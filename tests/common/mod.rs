@@ -1099,7 +1099,17 @@ pub async fn extra_server() -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let toml = env().toml.clone();
+    extra_server_with(env().toml.clone()).await
+}
+
+/// A second in-process shardgate over the same workers, serving `toml`.
+pub async fn extra_server_with(
+    toml: String,
+) -> (
+    u16,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (port_tx, port_rx) = tokio::sync::oneshot::channel();
     let task = runtime().spawn(async move {
