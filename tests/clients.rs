@@ -127,6 +127,18 @@ fn pgbench(name: &str, mode: &str, script: &str) -> Output {
     o
 }
 
+/// Runs pgbench and checks it succeeded with every transaction processed; returns its output.
+fn pgbench_ok(name: &str, mode: &str, script: &str) -> String {
+    let o = pgbench(name, mode, script);
+    let out = text(&o);
+    assert!(o.status.success(), "pgbench -M {mode}\n{out}");
+    assert!(
+        out.contains("number of transactions actually processed: 100/100"),
+        "pgbench -M {mode}\n{out}"
+    );
+    out
+}
+
 const LOOKUPS: &str =
     "\\set id random(1, 1000)\nSELECT * FROM user_analytics WHERE user_id = :id;\n";
 
@@ -134,13 +146,7 @@ const LOOKUPS: &str =
 fn pgbench_keyed_lookups_in_every_query_mode() {
     env();
     for mode in ["simple", "extended", "prepared"] {
-        let o = pgbench("lookups", mode, LOOKUPS);
-        let out = text(&o);
-        assert!(o.status.success(), "pgbench -M {mode}\n{out}");
-        assert!(
-            out.contains("number of transactions actually processed: 100/100"),
-            "pgbench -M {mode}\n{out}"
-        );
+        let out = pgbench_ok("lookups", mode, LOOKUPS);
         assert!(
             !out.contains("number of failed transactions: 1") && !out.contains("error"),
             "pgbench -M {mode}\n{out}"
@@ -156,13 +162,7 @@ fn pgbench_keyed_transaction_on_one_node() {
                   UPDATE user_analytics SET actions_count = actions_count WHERE user_id = :id;\n\
                   END;\n";
     for mode in ["simple", "extended", "prepared"] {
-        let o = pgbench("txn", mode, script);
-        let out = text(&o);
-        assert!(o.status.success(), "pgbench -M {mode}\n{out}");
-        assert!(
-            out.contains("number of transactions actually processed: 100/100"),
-            "pgbench -M {mode}\n{out}"
-        );
+        pgbench_ok("txn", mode, script);
     }
 }
 
@@ -177,12 +177,6 @@ fn pgbench_pipelined_lookups() {
                   SELECT username FROM user_analytics WHERE user_id = :c;\n\
                   \\endpipeline\n";
     for mode in ["extended", "prepared"] {
-        let o = pgbench("pipeline", mode, script);
-        let out = text(&o);
-        assert!(o.status.success(), "pgbench -M {mode}\n{out}");
-        assert!(
-            out.contains("number of transactions actually processed: 100/100"),
-            "pgbench -M {mode}\n{out}"
-        );
+        pgbench_ok("pipeline", mode, script);
     }
 }

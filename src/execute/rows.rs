@@ -130,15 +130,7 @@ pub fn binary_array(elem_oid: u32, values: &[Option<Bytes>]) -> Bytes {
     b.put_u32(elem_oid);
     b.put_i32(values.len() as i32);
     b.put_i32(1);
-    for v in values {
-        match v {
-            None => b.put_i32(-1),
-            Some(x) => {
-                b.put_i32(x.len() as i32);
-                b.put_slice(x);
-            }
-        }
-    }
+    crate::protocol::frontend::put_values(&mut b, values);
     b.freeze()
 }
 

@@ -155,6 +155,19 @@ pub fn flush() -> Frame {
     Frame::build(FLUSH, &[])
 }
 
+/// Values as Bind and array_send write them: a length (-1 for NULL), then the bytes.
+pub fn put_values(b: &mut BytesMut, values: &[Option<Bytes>]) {
+    for v in values {
+        match v {
+            None => b.put_i32(-1),
+            Some(x) => {
+                b.put_i32(x.len() as i32);
+                b.put_slice(x);
+            }
+        }
+    }
+}
+
 pub fn put_cstr(b: &mut BytesMut, s: &str) {
     b.put_slice(s.as_bytes());
     b.put_u8(0);
@@ -184,15 +197,7 @@ pub fn build_bind_full(
         body.put_i16(*f);
     }
     body.put_i16(params.len() as i16);
-    for p in params {
-        match p {
-            None => body.put_i32(-1),
-            Some(b) => {
-                body.put_i32(b.len() as i32);
-                body.put_slice(b);
-            }
-        }
-    }
+    put_values(&mut body, params);
     body.put_i16(result_formats.len() as i16);
     for f in result_formats {
         body.put_i16(*f);

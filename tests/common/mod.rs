@@ -781,14 +781,7 @@ pub async fn check_hash_type(table: &str, sql_type: &str, modulus: u64, values: 
         "rows stored over all workers for {table}"
     );
     // shardgate's own hash (the library) agrees with PostgreSQL on every value.
-    let cfg = shard_config();
-    let ty = shardgate::shardmap::KeyType::from_sql_name(sql_type).expect("key type");
-    let t = cfg
-        .shardmap
-        .get(table)
-        .expect("table in config")
-        .with_key_type(ty)
-        .expect("typed");
+    let (t, ty) = typed_table(table, sql_type);
     for (n, v) in values.iter().enumerate() {
         let text = if v.starts_with('\'') {
             v[1..v.len() - 1].replace("''", "'")
@@ -859,16 +852,24 @@ pub fn shard_config() -> &'static shardgate::config::Config {
     CFG.get_or_init(|| shardgate::config::parse(&env().toml).expect("config"))
 }
 
-/// The node shardgate's shard map gives `key` (text form) of `table`, read as `ty`.
-pub fn node_of(table: &str, ty: &str, key: &str) -> usize {
-    let cfg = shard_config();
+/// `table` from the test config's shard map, its key typed as `ty` (a SQL type name).
+pub fn typed_table(
+    table: &str,
+    ty: &str,
+) -> (shardgate::shardmap::TableDist, shardgate::shardmap::KeyType) {
     let ty = shardgate::shardmap::KeyType::from_sql_name(ty).expect("key type");
-    let t = cfg
+    let t = shard_config()
         .shardmap
         .get(table)
         .expect("table in config")
         .with_key_type(ty)
         .expect("typed");
+    (t, ty)
+}
+
+/// The node shardgate's shard map gives `key` (text form) of `table`, read as `ty`.
+pub fn node_of(table: &str, ty: &str, key: &str) -> usize {
+    let (t, ty) = typed_table(table, ty);
     let v = shardgate::shardmap::KeyValue::parse_text(ty, key).expect("key");
     t.node_of(t.shard_of(Some(&v)).expect("shard").expect("some shard"))
 }
