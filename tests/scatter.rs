@@ -481,6 +481,30 @@ const JOINS: &[&str] = &[
     "SELECT s.sale_id, c.country FROM sales_analytics s JOIN customers c ON c.customer_id = s.customer_id WHERE s.sale_date BETWEEN '2024-02-10' AND '2024-03-10' AND c.lifetime_value > 5000",
 ];
 
+/// Subqueries in FROM and CTEs that keep each row on its node, pushed down whole (Citus's
+/// subquery pushdown): joined on the key they pass through, or read alone under a merge.
+const PUSHDOWN: &[&str] = &[
+    "SELECT count(*) FROM (SELECT * FROM user_events WHERE type = 'login') e",
+    "SELECT type, count(*) FROM (SELECT * FROM user_events WHERE event_time > '2024-01-01') e GROUP BY type ORDER BY type",
+    "SELECT u.username, s.n FROM users u JOIN (SELECT user_uuid, count(*) AS n FROM user_events GROUP BY user_uuid) s ON s.user_uuid = u.user_uuid ORDER BY s.n DESC, u.username LIMIT 10",
+    "WITH s AS (SELECT user_uuid, count(*) AS n FROM user_events GROUP BY user_uuid) SELECT avg(n), max(n), count(*) FROM users JOIN s USING (user_uuid)",
+    "WITH s AS (SELECT user_uuid, count(*) AS n, max(event_time) AS last FROM user_events GROUP BY user_uuid) SELECT n, count(*) FROM s GROUP BY n ORDER BY n",
+    "WITH s AS (SELECT user_uuid AS who, count(*) AS n FROM user_events GROUP BY 1) SELECT u.username, s.n FROM users u JOIN s ON s.who = u.user_uuid WHERE s.n >= 3 ORDER BY 2 DESC, 1 LIMIT 5",
+    "SELECT s.* FROM (SELECT user_uuid, min(event_time) AS first FROM user_events GROUP BY user_uuid) s WHERE s.user_uuid = '{u0}'",
+    "SELECT u.username, s.first FROM users u JOIN (SELECT user_uuid, min(event_time) AS first FROM user_events GROUP BY user_uuid) s USING (user_uuid) WHERE u.user_uuid IN ('{u1}', '{u2}') ORDER BY 1",
+    "SELECT count(*) FROM (SELECT DISTINCT user_uuid, type FROM user_events) d",
+    "SELECT type, count(*) FROM (SELECT DISTINCT ON (user_uuid) user_uuid, type FROM user_events ORDER BY user_uuid, event_time, id) f GROUP BY type ORDER BY type",
+    "SELECT count(*) FROM users u JOIN (SELECT e.user_uuid, e.type FROM user_events e JOIN users u2 ON u2.user_uuid = e.user_uuid WHERE u2.username LIKE 'user_1%') x ON x.user_uuid = u.user_uuid",
+    "WITH t AS (SELECT user_uuid, type FROM user_events), c AS (SELECT user_uuid, count(*) AS n FROM t GROUP BY user_uuid) SELECT sum(n) FROM c",
+    "SELECT x.user_uuid, x.r FROM (SELECT user_uuid, id, row_number() OVER (PARTITION BY user_uuid ORDER BY event_time, id) AS r FROM user_events) x WHERE x.r = 1 ORDER BY x.user_uuid LIMIT 10",
+    "SELECT c.country, count(*) FROM (SELECT customer_id, country FROM customers) c JOIN sales_analytics s ON s.customer_id = c.customer_id GROUP BY c.country ORDER BY 1",
+    "WITH big AS (SELECT * FROM customers WHERE lifetime_value > 5000) SELECT count(*) FROM sales_analytics s JOIN big ON big.customer_id = s.customer_id",
+    "SELECT count(*), sum(v) FROM (SELECT page_views + session_duration AS v FROM user_analytics WHERE actions_count > 3) a",
+    "SELECT a.user_id, a.total FROM (SELECT user_id, sum(page_views) AS total FROM user_analytics GROUP BY user_id) a ORDER BY a.total DESC, a.user_id LIMIT 5",
+    "SELECT region, sum(amount) FROM (SELECT region, amount FROM regional_sales WHERE amount > 100) r GROUP BY region ORDER BY region",
+    "SELECT count(*) FROM (SELECT * FROM sales_analytics WHERE sale_date >= '2024-03-01') s",
+];
+
 const RANGE_LIST: &[&str] = &[
     "SELECT date_trunc('month', sale_date) AS m, region, count(*), sum(total_amount) FROM sales_analytics GROUP BY 1, 2 ORDER BY 1, 2",
     "SELECT extract(year FROM sale_date) y, extract(month FROM sale_date) m, avg(quantity) FROM sales_analytics GROUP BY 1, 2 ORDER BY 1, 2",
@@ -507,6 +531,7 @@ suite! { run_theme:
     pruning_and_contradictions = PRUNING;
     empty_inputs = EMPTY;
     co_located_and_reference_joins = JOINS;
+    subqueries_and_ctes_pushed_down = PUSHDOWN;
     range_and_list_tables = RANGE_LIST;
 }
 
@@ -577,6 +602,20 @@ const REFUSED: &[&str] = &[
     "SELECT DISTINCT ON (region) region, sale_id FROM sales_analytics ORDER BY region, sale_id",
     "SELECT count(DISTINCT region), count(DISTINCT product_id) FROM sales_analytics",
     "SELECT count(DISTINCT owner), sum(DISTINCT balance) FROM accounts",
+    // subqueries in FROM that need rows of several nodes at once
+    "SELECT count(*) FROM (SELECT type, count(*) FROM user_events GROUP BY type) s",
+    "SELECT count(*) FROM (SELECT * FROM user_events LIMIT 10) e",
+    "WITH s AS (SELECT type FROM user_events UNION SELECT type FROM user_events) SELECT count(*) FROM s",
+    "SELECT count(*) FROM (SELECT DISTINCT type FROM user_events) d",
+    "SELECT count(*) FROM users u JOIN (SELECT user_uuid, count(*) AS n FROM user_events GROUP BY user_uuid) s ON s.n = 3",
+    "SELECT count(*) FROM (SELECT * FROM customers LIMIT 3) c JOIN sales_analytics s ON s.customer_id = c.customer_id",
+    // outer joins that keep rows present on every node
+    "SELECT count(*) FROM (SELECT * FROM customers) c LEFT JOIN sales_analytics s ON s.customer_id = c.customer_id",
+    "WITH c AS (SELECT * FROM customers) SELECT count(*) FROM c LEFT JOIN sales_analytics s ON s.customer_id = c.customer_id",
+    "SELECT g, count(s.sale_id) FROM generate_series(1, 3) g LEFT JOIN sales_analytics s ON s.quantity = g GROUP BY g",
+    "SELECT count(*) FROM (VALUES (1), (2)) v (x) LEFT JOIN user_analytics a ON a.user_id = v.x",
+    // writes inside WITH
+    "WITH d AS (DELETE FROM user_analytics WHERE false RETURNING *) SELECT count(*) FROM d",
 ];
 
 /// Refused queries must get 0A000 in both protocols (a refusal is fine, a wrong answer is not).

@@ -64,6 +64,40 @@ pub fn is_aggregate_name(name: &str) -> bool {
         )
 }
 
+/// Calls `f` on each function call of the main SELECT's own expressions (select list, HAVING,
+/// QUALIFY, ORDER BY), not on those of its subqueries: an aggregate in a subquery does not make
+/// the main query an aggregate.
+fn top_level_functions(q: &Query, f: &mut dyn FnMut(&sqlparser::ast::Function)) {
+    struct Calls<'f> {
+        depth: usize,
+        f: &'f mut dyn FnMut(&sqlparser::ast::Function),
+    }
+    impl sqlparser::ast::Visitor for Calls<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> std::ops::ControlFlow<()> {
+            self.depth += 1;
+            std::ops::ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> std::ops::ControlFlow<()> {
+            self.depth -= 1;
+            std::ops::ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> std::ops::ControlFlow<()> {
+            if let (0, Expr::Function(call)) = (self.depth, e) {
+                (self.f)(call);
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut calls = Calls { depth: 0, f };
+    if let SetExpr::Select(sel) = q.body.as_ref() {
+        let _ = sel.projection.visit(&mut calls);
+        let _ = sel.having.visit(&mut calls);
+        let _ = sel.qualify.visit(&mut calls);
+    }
+    let _ = q.order_by.visit(&mut calls);
+}
+
 /// What the top-level query does that a plain concatenation of node results would get wrong.
 fn merge_reasons(q: &Query, s: &mut Stmt) {
     let mut aggregates = false;
@@ -78,21 +112,16 @@ fn merge_reasons(q: &Query, s: &mut Stmt) {
         };
         keys.contains(&name)
     };
-    let _ = sqlparser::ast::visit_expressions(&q.body, |e: &Expr| {
-        if let Expr::Function(f) = e {
-            let name = super::scope::function_name(f);
-            match &f.over {
-                Some(sqlparser::ast::WindowType::WindowSpec(w))
-                    if w.partition_by.iter().any(keyed) =>
-                {
-                    s.keyed_windows = true;
-                }
-                Some(_) => windows = true,
-                None if is_aggregate_name(&name) => aggregates = true,
-                None => {}
+    top_level_functions(q, &mut |f| {
+        let name = super::scope::function_name(f);
+        match &f.over {
+            Some(sqlparser::ast::WindowType::WindowSpec(w)) if w.partition_by.iter().any(keyed) => {
+                s.keyed_windows = true;
             }
+            Some(_) => windows = true,
+            None if is_aggregate_name(&name) => aggregates = true,
+            None => {}
         }
-        std::ops::ControlFlow::<()>::Continue(())
     });
     match q.body.as_ref() {
         SetExpr::Select(sel) => {
@@ -123,7 +152,17 @@ fn merge_reasons(q: &Query, s: &mut Stmt) {
     }
 }
 
-fn apply_found(s: &mut Stmt, f: super::scope::Found, map: &ShardMap) {
+fn apply_found(s: &mut Stmt, mut f: super::scope::Found, map: &ShardMap) {
+    if !f.resolve_derived() {
+        s.no_scatter.get_or_insert_with(|| {
+            "a subquery in FROM whose tables shardgate could not follow, across nodes".into()
+        });
+    }
+    if f.opaque_from {
+        s.no_scatter.get_or_insert_with(|| {
+            "a subquery or CTE in FROM that needs rows of several nodes at once (LIMIT, or an aggregate, DISTINCT or window not by the distribution key), across nodes".into()
+        });
+    }
     if f.outer_join_risk {
         s.no_scatter.get_or_insert_with(|| {
             "an outer join that keeps rows of a reference table, across nodes".into()
@@ -141,6 +180,30 @@ fn apply_found(s: &mut Stmt, f: super::scope::Found, map: &ShardMap) {
     s.top_keys = f.top_keys;
     s.key_joins = f.key_joins;
     s.accesses = f.accesses;
+}
+
+/// A data-modifying statement in WITH that writes a table of the shard map: the analysis here
+/// follows SELECTs only, so it cannot route such a write.
+fn modifying_cte(q: &Query, map: &ShardMap) -> Option<String> {
+    let w = q.with.as_ref()?;
+    w.cte_tables.iter().find_map(|cte| {
+        if !matches!(
+            cte.query.body.as_ref(),
+            SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)
+        ) {
+            return None;
+        }
+        let mut hit = None;
+        let _ = sqlparser::ast::visit_relations(&cte.query, |name| {
+            let t = table_name(name);
+            if map.get(&t).is_some() {
+                hit = Some(t);
+                return std::ops::ControlFlow::Break(());
+            }
+            std::ops::ControlFlow::Continue(())
+        });
+        hit.map(|t| format!("INSERT, UPDATE or DELETE of table \"{t}\" inside WITH"))
+    })
 }
 
 pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
@@ -162,6 +225,9 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
             }
             apply_found(&mut s, found, map);
             merge_reasons(q, &mut s);
+            if let Some(why) = modifying_cte(q, map) {
+                s.refuse = Some(SgError::unsupported(why));
+            }
             s
         }
         Statement::Insert(ins) => insert(ins, text, map),
@@ -175,6 +241,8 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
                 from.extend(t.iter().cloned());
             }
             c.scope(&from, u.selection.as_ref(), true);
+            // Subqueries in FROM get their own scopes.
+            let _ = from.visit(&mut c);
             let target = match &u.table.relation {
                 sqlparser::ast::TableFactor::Table { name, .. } => table_name(name),
                 _ => String::new(),
@@ -208,6 +276,7 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
                 from.extend(using.iter().cloned());
             }
             c.scope(&from, d.selection.as_ref(), true);
+            let _ = from.visit(&mut c);
             let _ = d.selection.visit(&mut c);
             apply_found(&mut s, c.found, map);
             s

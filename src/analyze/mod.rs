@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod classify;
+pub mod derived;
 pub mod pins;
 pub mod scope;
 pub mod shape;

@@ -2,7 +2,7 @@
 //! distributed or reference table, the pin its scope's WHERE and inner-join ONs put on its key,
 //! and which occurrences are joined on their keys.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
@@ -10,6 +10,7 @@ use sqlparser::ast::{
     TableFactor, TableWithJoins, Visit, Visitor,
 };
 
+use super::derived::Derived;
 use super::pins::{pin_of, KeyMatcher, Pin};
 use super::Access;
 use crate::shardmap::ShardMap;
@@ -44,8 +45,19 @@ pub fn table_name(name: &ObjectName) -> String {
 struct Binding {
     alias: String,
     table: String,
+    /// Empty for a derived table that does not pass its key through.
     key: String,
     reference: bool,
+    /// A derived table or CTE read per node: its SELECT and the alias of its anchor there.
+    link: Option<(usize, String)>,
+}
+
+/// What a FROM item contributes to the outer-join check: rows of some nodes, or the same rows
+/// on every node (which a per-node outer join would repeat).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    Distributed,
+    Replicated,
 }
 
 struct Matcher<'a> {
@@ -80,6 +92,12 @@ pub struct Found {
     pub top_keys: Vec<String>,
     /// Each SELECT visited (by address) and the range of `accesses` its FROM produced.
     pub scopes: Vec<(usize, std::ops::Range<usize>)>,
+    /// Derived tables and CTE reads run per node: (the virtual access, its SELECT, the alias of
+    /// its anchor there).
+    pub derived: Vec<(usize, usize, String)>,
+    /// A subquery or CTE in FROM that needs rows of several nodes at once (or reads local
+    /// tables).
+    pub opaque_from: bool,
 }
 
 pub struct Collector<'a> {
@@ -87,7 +105,7 @@ pub struct Collector<'a> {
     /// Bindings of the scope being built joined by USING on their keys (indexes into it).
     using_eqs: Vec<(usize, usize)>,
     top: Option<*const Select>,
-    ctes: HashSet<String>,
+    ctes: HashMap<String, Derived>,
     pub found: Found,
 }
 
@@ -97,7 +115,7 @@ impl<'a> Collector<'a> {
             map,
             using_eqs: Vec::new(),
             top: top.map(|s| s as *const Select),
-            ctes: HashSet::new(),
+            ctes: HashMap::new(),
             found: Found::default(),
         }
     }
@@ -121,6 +139,7 @@ impl<'a> Collector<'a> {
             key: dist.column.clone(),
             reference: dist.is_reference(),
             table,
+            link: None,
         })
     }
 
@@ -133,8 +152,8 @@ impl<'a> Collector<'a> {
         top: bool,
     ) {
         let first = bindings.len();
-        self.factor(&twj.relation, bindings, conds, outer, top);
-        let leftmost_is_reference = bindings.get(first).is_some_and(|b| b.reference);
+        let leftmost_is_reference =
+            self.factor(&twj.relation, bindings, conds, outer, top) == Rows::Replicated;
         for j in &twj.joins {
             let before = bindings.len();
             self.factor(&j.relation, bindings, conds, outer, top);
@@ -187,6 +206,7 @@ impl<'a> Collector<'a> {
         }
     }
 
+    /// Records one FROM item's bindings; says whether its rows are the same on every node.
     fn factor<'e>(
         &mut self,
         f: &'e TableFactor,
@@ -194,22 +214,91 @@ impl<'a> Collector<'a> {
         conds: &mut Vec<&'e Expr>,
         outer: &mut Vec<&'e Expr>,
         top: bool,
-    ) {
+    ) -> Rows {
         match f {
             TableFactor::Table {
                 name, alias, args, ..
-            } if args.is_none() => match self.binding(name, alias.as_ref().map(|a| &a.name)) {
-                Some(b) => bindings.push(b),
-                None => {
-                    if !self.ctes.contains(&table_name(name)) {
+            } if args.is_none() => {
+                let alias_name = alias.as_ref().map(|a| &a.name);
+                if let Some(b) = self.binding(name, alias_name) {
+                    let rows = if b.reference {
+                        Rows::Replicated
+                    } else {
+                        Rows::Distributed
+                    };
+                    bindings.push(b);
+                    return rows;
+                }
+                let table = table_name(name);
+                match self.ctes.get(&table).cloned() {
+                    Some(d) => {
+                        let alias = alias_name.map(ident_name).unwrap_or(table);
+                        self.derived_binding(&d, alias, bindings)
+                    }
+                    None => {
                         self.found.touches_local = true;
+                        Rows::Distributed
                     }
                 }
-            },
+            }
+            TableFactor::Derived {
+                lateral: false,
+                subquery,
+                alias,
+                ..
+            } => {
+                let cols: Vec<Ident> = alias
+                    .as_ref()
+                    .map(|a| a.columns.iter().map(|c| c.name.clone()).collect())
+                    .unwrap_or_default();
+                let d = super::derived::analyze(subquery, &cols, self.map, &self.ctes);
+                let alias = alias
+                    .as_ref()
+                    .map(|a| ident_name(&a.name))
+                    .unwrap_or_default();
+                self.derived_binding(&d, alias, bindings)
+            }
             TableFactor::NestedJoin {
                 table_with_joins, ..
-            } => self.flatten(table_with_joins, bindings, conds, outer, top),
-            _ => {}
+            } => {
+                let first = bindings.len();
+                self.flatten(table_with_joins, bindings, conds, outer, top);
+                if bindings[first..].iter().all(|b| b.reference) {
+                    Rows::Replicated
+                } else {
+                    Rows::Distributed
+                }
+            }
+            // Set-returning functions, VALUES: the same rows on every node.
+            TableFactor::Table { .. }
+            | TableFactor::Function { .. }
+            | TableFactor::TableFunction { .. }
+            | TableFactor::UNNEST { .. } => Rows::Replicated,
+            // LATERAL and the rest: their tables are seen as subquery scopes; for outer joins,
+            // assume the worst.
+            _ => Rows::Replicated,
+        }
+    }
+
+    /// A derived table or CTE read: a per-node one becomes a virtual binding distributed like
+    /// its anchor table.
+    fn derived_binding(&mut self, d: &Derived, alias: String, bindings: &mut Vec<Binding>) -> Rows {
+        match d {
+            Derived::Replicated => Rows::Replicated,
+            Derived::Opaque => {
+                self.found.opaque_from = true;
+                Rows::Replicated
+            }
+            Derived::PerNode(p) => {
+                bindings.push(Binding {
+                    alias,
+                    table: p.table.clone(),
+                    key: p.key.clone().unwrap_or_default(),
+                    reference: false,
+                    link: Some((p.select, p.anchor.clone())),
+                });
+                Rows::Distributed
+            }
         }
     }
 
@@ -231,7 +320,11 @@ impl<'a> Collector<'a> {
             same_key == 1 || (merged(i) && using.len() + 1 == same_key)
         };
         if top {
-            for (i, b) in bindings.iter().enumerate().filter(|(_, b)| !b.reference) {
+            for (i, b) in bindings
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| !b.reference && !b.key.is_empty())
+            {
                 self.found.top_keys.push(format!("{}.{}", b.alias, b.key));
                 if unqualified_ok(i) {
                     self.found.top_keys.push(b.key.clone());
@@ -249,6 +342,11 @@ impl<'a> Collector<'a> {
                 };
                 conds.iter().fold(Pin::All, |p, c| p.and(pin_of(c, &m)))
             };
+            if let Some((select, anchor)) = &b.link {
+                self.found
+                    .derived
+                    .push((self.found.accesses.len(), *select, anchor.clone()));
+            }
             self.found.accesses.push(Access {
                 table: b.table.clone(),
                 alias: b.alias.clone(),
@@ -271,6 +369,7 @@ impl<'a> Collector<'a> {
                     let side = |x: &Expr| {
                         bindings.iter().position(|b| {
                             !b.reference
+                                && !b.key.is_empty()
                                 && Matcher {
                                     alias: &b.alias,
                                     key: &b.key,
@@ -302,6 +401,60 @@ impl<'a> Collector<'a> {
     }
 }
 
+impl Found {
+    /// Joins each derived table or CTE read in the main query to the anchor table inside it,
+    /// and makes the subquery's tables part of the main query (they run per node with it).
+    /// False when a subquery's SELECT was never walked (its tables are unknown).
+    pub fn resolve_derived(&mut self) -> bool {
+        let mut done = vec![false; self.derived.len()];
+        loop {
+            let mut progress = false;
+            for (n, (v, select, anchor)) in self.derived.iter().enumerate() {
+                if done[n] || !self.accesses[*v].top {
+                    continue;
+                }
+                done[n] = true;
+                progress = true;
+                let Some(range) = self
+                    .scopes
+                    .iter()
+                    .find(|(p, _)| p == select)
+                    .map(|(_, r)| r.clone())
+                else {
+                    return false;
+                };
+                let Some(inner) = range.clone().find(|&i| self.accesses[i].alias == *anchor) else {
+                    return false;
+                };
+                for i in range.clone() {
+                    self.accesses[i].top = true;
+                }
+                // Only rows with keys the outer query keeps matter inside, and every row of the
+                // derived table comes from the anchor's rows: each pin holds for the other.
+                let (outer_pin, inner_pin) = (
+                    self.accesses[*v].pin.clone(),
+                    self.accesses[inner].pin.clone(),
+                );
+                self.accesses[*v].pin = outer_pin.clone().and(inner_pin);
+                self.accesses[inner].pin = self.accesses[inner].pin.clone().and(outer_pin);
+                let inner_pin = self.accesses[inner].pin.clone();
+                for &(a, b) in &self.key_joins {
+                    for (x, y) in [(a, b), (b, a)] {
+                        if x == inner && range.contains(&y) {
+                            self.accesses[y].pin =
+                                self.accesses[y].pin.clone().and(inner_pin.clone());
+                        }
+                    }
+                }
+                self.key_joins.push((*v, inner));
+            }
+            if !progress {
+                return true;
+            }
+        }
+    }
+}
+
 /// Calls `f` on each AND-ed part of a condition.
 pub fn conjuncts<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr)) {
     match e {
@@ -324,7 +477,9 @@ impl Visitor for Collector<'_> {
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
         if let Some(w) = &q.with {
             for cte in &w.cte_tables {
-                self.ctes.insert(ident_name(&cte.alias.name));
+                let cols: Vec<Ident> = cte.alias.columns.iter().map(|c| c.name.clone()).collect();
+                let d = super::derived::analyze(&cte.query, &cols, self.map, &self.ctes);
+                self.ctes.insert(ident_name(&cte.alias.name), d);
             }
         }
         ControlFlow::Continue(())

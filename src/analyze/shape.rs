@@ -49,6 +49,9 @@ pub fn shape(sql: &str) -> Option<Shape> {
     let mut paren_depth = 0usize;
     let mut typmod_at: Vec<usize> = Vec::new();
     let mut prev_sig: u8 = b' ';
+    // In a `BY 1, 2` list: numbers there are output-column ordinals, which the analysis reads
+    // (GROUP BY 1 may be the distribution key), so they stay in the text.
+    let mut by_list = false;
     while i < b.len() {
         let c = b[i];
         match c {
@@ -143,7 +146,11 @@ pub fn shape(sql: &str) -> Option<Shape> {
                 }
                 let tok = &sql[start..j];
                 let glued_word = tok == "." || (j < b.len() && is_ident_byte(b[j]));
-                if glued_word || typmod_depth > 0 || !tok.bytes().any(|d| d.is_ascii_digit()) {
+                if glued_word
+                    || typmod_depth > 0
+                    || by_list
+                    || !tok.bytes().any(|d| d.is_ascii_digit())
+                {
                     out.push_str(tok);
                 } else {
                     literals.push(Literal {
@@ -182,12 +189,14 @@ pub fn shape(sql: &str) -> Option<Shape> {
             let word = &sql[start..i];
             out.push_str(word);
             last_word = word.to_ascii_lowercase();
+            by_list = last_word == "by";
             prev_sig = b'w';
             continue;
         }
         if !c.is_ascii_whitespace() {
             prev_sig = c;
             last_word.clear();
+            by_list &= c == b',';
         }
         // Multi-byte characters are handled whole: find the char boundary.
         let ch_len = sql[i..].chars().next().map(|ch| ch.len_utf8()).unwrap_or(1);
@@ -327,6 +336,17 @@ mod tests {
             shape("SELECT * FROM t WHERE id = 42 AND name = 'o''k'").unwrap_or_else(|| panic!());
         assert_eq!(s.text, "SELECT * FROM t WHERE id = $1 AND name = $2");
         assert_eq!(lits(&s), vec!["42", "o'k"]);
+    }
+
+    #[test]
+    fn keeps_ordinals_in_by_lists() {
+        let s =
+            shape("SELECT a, b FROM t WHERE c = 3 GROUP BY 1, 2 ORDER BY 2 DESC, b + 4 LIMIT 5")
+                .unwrap_or_else(|| panic!());
+        assert_eq!(
+            s.text,
+            "SELECT a, b FROM t WHERE c = $1 GROUP BY 1, 2 ORDER BY 2 DESC, b + $2 LIMIT $3"
+        );
     }
 
     #[test]

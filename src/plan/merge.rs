@@ -221,9 +221,6 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values) -> SgResult<Merge> {
             "merge plan for a statement that is not a query",
         ));
     };
-    if q.with.is_some() {
-        return Err(bad("WITH"));
-    }
     let SetExpr::Select(sel) = q.body.as_ref() else {
         return Err(bad("UNION, INTERSECT or EXCEPT"));
     };

@@ -121,6 +121,9 @@ fn table(map: &ShardMap, name: &str) -> SgResult<std::sync::Arc<TableDist>> {
 
 /// Tables hash-distributed the same way: a row's shard, and so its node, is the same in each.
 fn colocated(a: &TableDist, b: &TableDist) -> bool {
+    if a.name == b.name {
+        return true;
+    }
     match (&a.kind, &b.kind) {
         (
             TableKind::Hash {

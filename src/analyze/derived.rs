@@ -1,0 +1,295 @@
+//! Derived tables and CTEs read in a FROM: whether their rows over all nodes are the union of
+//! their rows on each node, and which output column carries the distribution key.
+//!
+//! A subquery that keeps each row on its node (no LIMIT, no aggregate, DISTINCT or window unless
+//! it is per key) can run on every node inside the outer query: this is Citus's "subquery
+//! pushdown". Its output is then a virtual table distributed like the table behind it, joinable
+//! on the key column it passes through.
+
+use std::collections::HashMap;
+
+use sqlparser::ast::{
+    Distinct, Expr, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, TableFactor,
+    TableWithJoins, WindowType,
+};
+
+use super::scope::{function_name, ident_name, table_name};
+use crate::shardmap::ShardMap;
+
+/// What a subquery in FROM (or a CTE) is, seen from the query that reads it.
+#[derive(Debug, Clone)]
+pub enum Derived {
+    /// The same rows on every node: only reference tables, functions, VALUES.
+    Replicated,
+    /// Rows are the union of its rows on each node.
+    PerNode(PerNode),
+    /// Needs rows of several nodes at once, or reads tables outside the shard map.
+    Opaque,
+}
+
+#[derive(Debug, Clone)]
+pub struct PerNode {
+    /// Identity of the subquery's SELECT (its entry in `Found::scopes`).
+    pub select: usize,
+    /// The distributed table behind the anchor (for co-location and pruning).
+    pub table: String,
+    /// The name the subquery's FROM gives the anchor.
+    pub anchor: String,
+    /// The output column that carries the anchor's distribution key, if one does.
+    pub key: Option<String>,
+}
+
+/// A distributed (or per-node virtual) table in the subquery's FROM.
+struct Member {
+    alias: String,
+    table: String,
+    key: Option<String>,
+}
+
+/// The single SELECT of a query with no WITH or set operation.
+fn plain_select(q: &Query) -> Option<&Select> {
+    if q.with.is_some() {
+        return None;
+    }
+    match q.body.as_ref() {
+        SetExpr::Select(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Analyses `q` read under the name `alias` (with optional column aliases `columns`); `ctes`
+/// holds the CTEs visible to it.
+pub fn analyze(
+    q: &Query,
+    columns: &[Ident],
+    map: &ShardMap,
+    ctes: &HashMap<String, Derived>,
+) -> Derived {
+    let Some(sel) = plain_select(q) else {
+        return Derived::Opaque;
+    };
+    let mut members = Vec::new();
+    for twj in &sel.from {
+        if !from_members(twj, map, ctes, &mut members) {
+            return Derived::Opaque;
+        }
+    }
+    // LIMIT picks rows by physical order, which differs between nodes even for reference tables.
+    let limited = q.limit_clause.is_some() || q.fetch.is_some();
+    if limited {
+        return Derived::Opaque;
+    }
+    if members.is_empty() {
+        return Derived::Replicated;
+    }
+    let keyed = |e: &Expr| keyed_member(e, &members).is_some();
+    let mut windows_ok = true;
+    let mut aggregates = false;
+    let _ = sqlparser::ast::visit_expressions(&sel.projection, |e: &Expr| {
+        if let Expr::Function(f) = e {
+            match &f.over {
+                Some(WindowType::WindowSpec(w)) => windows_ok &= w.partition_by.iter().any(keyed),
+                Some(_) => windows_ok = false,
+                None => {
+                    aggregates |= super::classify::is_aggregate_name(&function_name(f));
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if !windows_ok || !sel.named_window.is_empty() {
+        return Derived::Opaque;
+    }
+    let group: &[Expr] = match &sel.group_by {
+        GroupByExpr::Expressions(v, m) if m.is_empty() => v,
+        _ => return Derived::Opaque,
+    };
+    // GROUP BY may name an output column by position.
+    let output = |g: &Expr| -> Option<Expr> {
+        match g {
+            Expr::Value(v) => {
+                let n: usize = v.value.to_string().parse().ok()?;
+                match sel.projection.get(n.checked_sub(1)?)? {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        Some(e.clone())
+                    }
+                    _ => None,
+                }
+            }
+            // An output alias is not followed: PostgreSQL resolves a GROUP BY name to an input
+            // column first, and the input columns are not known here.
+            _ => None,
+        }
+    };
+    let group_keyed = group
+        .iter()
+        .any(|g| keyed(g) || output(g).is_some_and(|e| keyed(&e)));
+    if (aggregates || sel.having.is_some() || !group.is_empty()) && !group_keyed {
+        return Derived::Opaque;
+    }
+    let keeps_key = |items: &[SelectItem]| {
+        items.iter().any(|i| match i {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => keyed(e),
+            SelectItem::Wildcard(_) => true,
+            _ => false,
+        })
+    };
+    match &sel.distinct {
+        None | Some(Distinct::All) => {}
+        Some(Distinct::Distinct) if keeps_key(&sel.projection) => {}
+        Some(Distinct::On(exprs)) if exprs.iter().any(keyed) => {}
+        Some(_) => return Derived::Opaque,
+    }
+    let (anchor, key) = exposed_key(sel, &members, columns);
+    let m = &members[anchor];
+    Derived::PerNode(PerNode {
+        select: sel as *const Select as usize,
+        table: m.table.clone(),
+        anchor: m.alias.clone(),
+        key,
+    })
+}
+
+/// Adds the distributed members of one FROM item; false when an item makes the subquery opaque.
+fn from_members(
+    twj: &TableWithJoins,
+    map: &ShardMap,
+    ctes: &HashMap<String, Derived>,
+    out: &mut Vec<Member>,
+) -> bool {
+    std::iter::once(&twj.relation)
+        .chain(twj.joins.iter().map(|j| &j.relation))
+        .all(|f| factor_member(f, map, ctes, out))
+}
+
+fn factor_member(
+    f: &TableFactor,
+    map: &ShardMap,
+    ctes: &HashMap<String, Derived>,
+    out: &mut Vec<Member>,
+) -> bool {
+    let named = |alias: &Option<sqlparser::ast::TableAlias>, default: String| {
+        alias
+            .as_ref()
+            .map(|a| ident_name(&a.name))
+            .unwrap_or(default)
+    };
+    let derived = |d: &Derived, alias: String, out: &mut Vec<Member>| match d {
+        Derived::Replicated => true,
+        Derived::Opaque => false,
+        Derived::PerNode(p) => {
+            out.push(Member {
+                alias,
+                table: p.table.clone(),
+                key: p.key.clone(),
+            });
+            true
+        }
+    };
+    match f {
+        TableFactor::Table {
+            name, alias, args, ..
+        } if args.is_none() => {
+            let table = table_name(name);
+            let alias = named(alias, table.clone());
+            if let Some(d) = map.get(&table) {
+                if !d.is_reference() {
+                    out.push(Member {
+                        alias,
+                        table,
+                        key: Some(d.column.clone()),
+                    });
+                }
+                true
+            } else if let Some(d) = ctes.get(&table) {
+                derived(d, alias, out)
+            } else {
+                false
+            }
+        }
+        // Set-returning functions give the same rows everywhere.
+        TableFactor::Table { .. }
+        | TableFactor::Function { .. }
+        | TableFactor::TableFunction { .. }
+        | TableFactor::UNNEST { .. } => true,
+        TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias,
+            ..
+        } => {
+            let cols: Vec<Ident> = alias
+                .as_ref()
+                .map(|a| a.columns.iter().map(|c| c.name.clone()).collect())
+                .unwrap_or_default();
+            let d = analyze(subquery, &cols, map, ctes);
+            derived(&d, named(alias, String::new()), out)
+        }
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => from_members(table_with_joins, map, ctes, out),
+        _ => false,
+    }
+}
+
+/// The member whose distribution key `e` names: `alias.key`, or `key` when one member has it.
+fn keyed_member(e: &Expr, members: &[Member]) -> Option<usize> {
+    match e {
+        Expr::Nested(inner) => keyed_member(inner, members),
+        Expr::Identifier(id) => {
+            let name = ident_name(id);
+            let hits: Vec<usize> = (0..members.len())
+                .filter(|&i| members[i].key.as_deref() == Some(name.as_str()))
+                .collect();
+            match hits.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            }
+        }
+        Expr::CompoundIdentifier(p) if p.len() >= 2 => {
+            let (q, c) = (ident_name(&p[p.len() - 2]), ident_name(&p[p.len() - 1]));
+            members
+                .iter()
+                .position(|m| m.alias == q && m.key.as_deref() == Some(c.as_str()))
+        }
+        _ => None,
+    }
+}
+
+/// Which member anchors the subquery, and the output name of its key if the SELECT list passes
+/// it through unchanged.
+fn exposed_key(sel: &Select, members: &[Member], columns: &[Ident]) -> (usize, Option<String>) {
+    let has_wildcard = sel.projection.iter().any(|i| {
+        matches!(
+            i,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    for (pos, item) in sel.projection.iter().enumerate() {
+        let (m, name) = match item {
+            SelectItem::UnnamedExpr(e) => match keyed_member(e, members) {
+                Some(m) => (m, members[m].key.clone()),
+                None => continue,
+            },
+            SelectItem::ExprWithAlias { expr, alias } => match keyed_member(expr, members) {
+                Some(m) => (m, Some(ident_name(alias))),
+                None => continue,
+            },
+            // `*` over one table passes its key column through under its own name.
+            SelectItem::Wildcard(_) if members.len() == 1 && columns.is_empty() => {
+                (0, members[0].key.clone())
+            }
+            _ => continue,
+        };
+        // Column aliases rename by position, which a wildcard makes unknown.
+        let name = match (columns.get(pos), columns.is_empty()) {
+            (_, true) => name,
+            (Some(c), false) if !has_wildcard => Some(ident_name(c)),
+            _ => None,
+        };
+        if name.is_some() {
+            return (m, name);
+        }
+    }
+    (0, None)
+}
