@@ -677,7 +677,7 @@ async fn explain_shows_the_nodes() {
 // ---------- known bugs: kept in the suite, ignored until fixed ----------
 
 /// WRONG ANSWERS: the final query substitutes avg's `sum / count` (and variance's `numer /
-/// denom`) without parentheses (src/plan/merge.rs `finish`), so `::`, `^` or a division by the
+/// denom`) without parentheses (src/plan/merge/ `finish`), so `::`, `^` or a division by the
 /// aggregate apply to the denominator only.
 const BUG_AVG_PARENS: &[&str] = &[
     "SELECT avg(quantity) * 2, avg(quantity)::numeric(10,1), sum(quantity)::float8 / count(*) FROM sales_analytics",

@@ -1,6 +1,8 @@
 //! The simple query protocol: each statement of the string is planned and run; replies are
 //! forwarded frame by frame (rows are never decoded), and several nodes' replies combined.
 
+mod forward;
+
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
@@ -8,31 +10,12 @@ use crate::analyze::classify::SetAction;
 use crate::analyze::{shape, Kind, Stmt};
 use crate::error::{code, SgError, SgResult};
 use crate::plan::route::{plan, Values};
-use crate::plan::{Combine, Plan, SessionOp};
+use crate::plan::{Plan, SessionOp};
 use crate::protocol::backend as be;
 use crate::protocol::frontend as fe;
 use crate::protocol::Frame;
 
-/// What forwarding one node's reply to a simple query found.
-#[derive(Default)]
-pub struct Outcome {
-    pub error: bool,
-    pub tags: Vec<String>,
-    /// Frames held back (Combine::Same): sent only if every node succeeds.
-    pub held: Vec<Frame>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Everything to the client as it comes.
-    Forward,
-    /// Rows to the client; RowDescription only from the first node; tags kept for summing.
-    Concat { first: bool },
-    /// Everything held back; errors reported.
-    Hold,
-    /// Only errors and notices reach the client.
-    Quiet,
-}
+pub use forward::{Mode, Outcome};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub async fn simple_query(&mut self, sql: &str, frame: &Frame) -> SgResult<()> {
@@ -269,195 +252,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
         }
         Ok(())
-    }
-
-    pub async fn route_text(&mut self, node: usize, sql: &str) -> SgResult<()> {
-        self.forward_simple(node, fe::build_query(sql)).await
-    }
-
-    /// Sends one Query to one node and forwards the whole reply.
-    pub async fn forward_simple(&mut self, node: usize, q: Frame) -> SgResult<()> {
-        let sent = match self.backend(node).await {
-            Ok(c) => c.send(std::slice::from_ref(&q)).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = sent {
-            self.error(&e);
-            return Ok(());
-        }
-        match self.drain(node, Mode::Forward).await {
-            Ok(o) => {
-                if o.error {
-                    if let Some(t) = self.txn.txn.as_mut() {
-                        t.failed = true;
-                    }
-                }
-            }
-            Err(e) => self.error(&e),
-        }
-        Ok(())
-    }
-
-    /// Runs statements on several nodes (all sent before any reply is read, so nodes work in
-    /// parallel) and combines the replies. True when every node succeeded.
-    pub async fn multi(
-        &mut self,
-        parts: Vec<(usize, Vec<String>)>,
-        combine: Combine,
-    ) -> SgResult<bool> {
-        let mut sent = Vec::new();
-        for (node, sqls) in &parts {
-            let q = fe::build_query(&sqls.join(";\n"));
-            match self.backend(*node).await {
-                Ok(c) => match c.send(std::slice::from_ref(&q)).await {
-                    Ok(()) => sent.push(*node),
-                    Err(e) => {
-                        self.error(&e);
-                        break;
-                    }
-                },
-                Err(e) => {
-                    self.error(&e);
-                    break;
-                }
-            }
-        }
-        let mut ok = sent.len() == parts.len();
-        let mut tags = Vec::new();
-        let mut held = Vec::new();
-        for (i, node) in sent.iter().enumerate() {
-            let mode = match (combine, ok) {
-                (_, false) => Mode::Quiet,
-                (Combine::Concat, true) => Mode::Concat { first: i == 0 },
-                (Combine::Same, true) if i == 0 => Mode::Hold,
-                (Combine::Same, true) => Mode::Quiet,
-            };
-            match self.drain(*node, mode).await {
-                Ok(o) => {
-                    if o.error {
-                        ok = false;
-                    }
-                    if i == 0 {
-                        held = o.held;
-                    }
-                    tags.push(o.tags);
-                }
-                Err(e) => {
-                    if ok {
-                        self.error(&e);
-                    }
-                    ok = false;
-                }
-            }
-        }
-        if !ok {
-            self.errored = true;
-            if let Some(t) = self.txn.txn.as_mut() {
-                t.failed = true;
-            }
-            return Ok(false);
-        }
-        match combine {
-            Combine::Same => {
-                // A multi-statement part (a table and its partitions) answers as one statement.
-                let mut tagged = false;
-                for f in held {
-                    if f.tag == be::COMMAND_COMPLETE {
-                        if tagged {
-                            continue;
-                        }
-                        tagged = true;
-                    }
-                    self.push_flushing(&f).await?;
-                }
-            }
-            Combine::Concat => {
-                let first: Vec<String> = tags.first().cloned().unwrap_or_default();
-                for (k, tag) in first.iter().enumerate() {
-                    let (verb, n) = be::split_tag(tag);
-                    let tag = match n {
-                        Some(_) => {
-                            let sum: u64 = tags
-                                .iter()
-                                .filter_map(|t| t.get(k))
-                                .filter_map(|t| be::split_tag(t).1)
-                                .sum();
-                            format!("{verb} {sum}")
-                        }
-                        None => tag.clone(),
-                    };
-                    self.push(&be::command_complete(&tag));
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    /// Reads one node's reply to a simple query up to ReadyForQuery.
-    pub async fn drain(&mut self, node: usize, mode: Mode) -> SgResult<Outcome> {
-        let mut o = Outcome::default();
-        loop {
-            let f = {
-                let c = self.backend(node).await?;
-                c.read().await?
-            };
-            match f.tag {
-                be::READY_FOR_QUERY => return Ok(o),
-                be::ERROR_RESPONSE => {
-                    if !o.error {
-                        self.push_flushing(&f).await?;
-                    }
-                    o.error = true;
-                }
-                be::COMMAND_COMPLETE => match mode {
-                    Mode::Forward => self.push_flushing(&f).await?,
-                    Mode::Hold => {
-                        o.tags.push(be::command_tag(&f)?.to_string());
-                        o.held.push(f)
-                    }
-                    _ => o.tags.push(be::command_tag(&f)?.to_string()),
-                },
-                be::ROW_DESCRIPTION => match mode {
-                    Mode::Forward | Mode::Concat { first: true } => self.push_flushing(&f).await?,
-                    Mode::Hold => o.held.push(f),
-                    _ => {}
-                },
-                be::COPY_IN => {
-                    self.push(&f);
-                    self.copy_in(node).await?;
-                }
-                be::NOTICE_RESPONSE | be::PARAMETER_STATUS | be::NOTIFICATION => {
-                    self.push_flushing(&f).await?
-                }
-                _ => match mode {
-                    Mode::Hold => o.held.push(f),
-                    Mode::Quiet => {}
-                    _ => self.push_flushing(&f).await?,
-                },
-            }
-        }
-    }
-
-    /// COPY ... FROM STDIN on one node: the client's CopyData goes to it until CopyDone/Fail.
-    async fn copy_in(&mut self, node: usize) -> SgResult<()> {
-        self.flush().await?;
-        loop {
-            let Some(f) = self.read_client().await? else {
-                return Err(SgError::protocol("client went away during COPY"));
-            };
-            let done = matches!(f.tag, fe::COPY_DONE | fe::COPY_FAIL);
-            if matches!(
-                f.tag,
-                fe::COPY_DATA | fe::COPY_DONE | fe::COPY_FAIL | fe::FLUSH | fe::SYNC
-            ) {
-                self.backend(node)
-                    .await?
-                    .send(std::slice::from_ref(&f))
-                    .await?;
-            }
-            if done {
-                return Ok(());
-            }
-        }
     }
 }

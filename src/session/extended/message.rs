@@ -1,116 +1,21 @@
-//! The extended query protocol. Client messages are collected up to Sync (or Flush); each Bind
-//! is routed by its parameter values; the messages go to the chosen nodes under shardgate's
-//! own statement names, all at once, and the replies come back in the client's order.
+//! What each extended-protocol message does: Parse, Bind (routing the portal by its
+//! parameters), Describe, Execute and Close, queued into the batch or run by shardgate.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::Session;
-use crate::analyze::classify::SetAction;
-use crate::analyze::{Analysis, Kind, Stmt};
-use crate::error::{code, SgError, SgResult};
+use crate::error::{SgError, SgResult};
 use crate::plan::route::{plan, Values};
-use crate::plan::{Combine, Plan, SessionOp};
+use crate::plan::{Combine, Plan};
 use crate::protocol::backend as be;
 use crate::protocol::frontend as fe;
 use crate::protocol::Frame;
+use crate::session::{explain, Session};
 
-pub struct Prepared {
-    pub parse: fe::Parse,
-    pub analysis: Arc<Analysis>,
-    /// The statement's name on every worker connection (the same text → the same name).
-    pub backend_name: String,
-}
-
-impl Prepared {
-    fn stmt(&self) -> Option<&Stmt> {
-        self.analysis.stmts.first()
-    }
-
-    fn session_op(&self) -> Option<SessionOp> {
-        match self.stmt().map(|s| &s.kind) {
-            Some(Kind::Begin) => Some(SessionOp::Begin),
-            Some(Kind::Commit) => Some(SessionOp::Commit),
-            Some(Kind::Rollback) => Some(SessionOp::Rollback),
-            Some(Kind::TxnOther) => Some(SessionOp::TxnOther),
-            Some(Kind::Set(a)) if *a != SetAction::Local => Some(SessionOp::Set),
-            _ => None,
-        }
-    }
-}
-
-pub struct Portal {
-    pub stmt: Arc<Prepared>,
-    pub run: PortalRun,
-}
-
-pub enum PortalRun {
-    Nodes {
-        nodes: Vec<usize>,
-        combine: Combine,
-    },
-    Session(SessionOp),
-    /// Rewritten per-node statements, run when executed.
-    PerNode(Plan),
-    /// A scatter-gather merge, run when executed.
-    Merge {
-        plan: Plan,
-        bind: fe::Bind,
-    },
-    /// EXPLAIN, answered by shardgate when executed.
-    Explain {
-        plan: Plan,
-        has_params: bool,
-    },
-}
-
-/// What the client gets back for one message, in order.
-enum Item {
-    Local(Frame),
-    Remote {
-        node: usize,
-        unit: Unit,
-        forward: bool,
-    },
-    ExecConcat {
-        nodes: Vec<usize>,
-    },
-    ExecSame {
-        nodes: Vec<usize>,
-    },
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Unit {
-    Parse,
-    Bind,
-    Close,
-    DescribeStmt,
-    DescribePortal,
-    Execute,
-}
-
-#[derive(Default)]
-struct Batch {
-    items: Vec<Item>,
-    frames: BTreeMap<usize, Vec<Frame>>,
-    touched: BTreeSet<usize>,
-    failed: bool,
-    /// Statements this batch prepared, by node: forgotten again if the batch fails, since a
-    /// failed Parse leaves no statement behind.
-    parsed: Vec<(usize, String)>,
-}
-
-fn backend_name(p: &fe::Parse) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    p.sql.hash(&mut h);
-    p.types.hash(&mut h);
-    format!("sg_{:016x}", h.finish())
-}
+use super::batch::{Batch, Item, Unit};
+use super::{backend_name, no_portal, Portal, PortalRun, Prepared};
 
 fn no_params_description() -> Frame {
     let mut b = BytesMut::new();
@@ -119,84 +24,7 @@ fn no_params_description() -> Frame {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
-    pub async fn extended_batch(&mut self, first: Frame) -> SgResult<()> {
-        let mut batch = Batch::default();
-        self.errored = false;
-        let mut frame = first;
-        loop {
-            let tag = frame.tag;
-            if tag == fe::SYNC || tag == fe::FLUSH {
-                let sync = tag == fe::SYNC;
-                self.batch_synced = sync;
-                self.play(&mut batch, sync).await?;
-                if sync {
-                    self.finish_sync(&mut batch).await?;
-                }
-                return Ok(());
-            }
-            if !batch.failed {
-                if let Err(e) = self.message(&mut batch, &frame).await {
-                    batch.items.push(Item::Local(be::error(&e)));
-                    batch.failed = true;
-                    if let Some(t) = self.txn.txn.as_mut() {
-                        t.failed = true;
-                    }
-                }
-            }
-            frame = match self.read_client().await? {
-                Some(f) => f,
-                None => return Ok(()),
-            };
-            if !fe::is_extended(frame.tag) {
-                return Err(SgError::protocol(format!(
-                    "unexpected message type '{}' inside an extended query",
-                    frame.tag as char
-                )));
-            }
-        }
-    }
-
-    /// Queues `f` for `node`, preparing the statement there first if needed.
-    async fn queue(
-        &mut self,
-        b: &mut Batch,
-        node: usize,
-        prepared: Option<&Prepared>,
-        f: Frame,
-        item: Item,
-    ) -> SgResult<()> {
-        let c = self.backend(node).await?;
-        let mut frames = Vec::new();
-        let mut items = Vec::new();
-        if let Some(p) = prepared {
-            if !c.prepared.contains(&p.backend_name) {
-                // Close first: a Parse that failed in an earlier batch may have left the name
-                // defined or not; closing a missing statement is not an error.
-                frames.push(fe::build_target(fe::CLOSE, b'S', &p.backend_name));
-                frames.push(fe::build_parse(&p.backend_name, &p.parse));
-                items.push(Item::Remote {
-                    node,
-                    unit: Unit::Close,
-                    forward: false,
-                });
-                items.push(Item::Remote {
-                    node,
-                    unit: Unit::Parse,
-                    forward: false,
-                });
-                c.prepared.insert(p.backend_name.clone());
-                b.parsed.push((node, p.backend_name.clone()));
-            }
-        }
-        frames.push(f);
-        items.push(item);
-        b.frames.entry(node).or_default().extend(frames);
-        b.items.extend(items);
-        b.touched.insert(node);
-        Ok(())
-    }
-
-    async fn message(&mut self, b: &mut Batch, f: &Frame) -> SgResult<()> {
+    pub(super) async fn message(&mut self, b: &mut Batch, f: &Frame) -> SgResult<()> {
         match f.tag {
             fe::PARSE => {
                 let p = fe::parse(f)?;
@@ -333,7 +161,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             }
                         }
                         PortalRun::Explain { .. } => {
-                            b.items.push(Item::Local(super::explain::description()))
+                            b.items.push(Item::Local(explain::description()))
                         }
                         _ => b.items.push(Item::Local(be::simple(be::NO_DATA))),
                     }
@@ -387,7 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         self.play(b, false).await?;
                         let types = fe::read_param_types(&stmt.parse.types);
                         self.errored = false;
-                        self.run_merge(super::merge::MergeCall {
+                        self.run_merge(crate::session::merge::MergeCall {
                             nodes: &nodes,
                             merge: &merge,
                             original: &stmt.parse.sql,
@@ -442,15 +270,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(())
     }
 
-    fn statement(&self, name: &str) -> SgResult<Arc<Prepared>> {
-        self.statements.get(name).cloned().ok_or_else(|| {
-            SgError::new(
-                code::UNDEFINED_PSTATEMENT,
-                format!("prepared statement \"{name}\" does not exist"),
-            )
-        })
-    }
-
     /// Where a statement is described: a node holding its first table, else the default node.
     fn home_node(&self, p: &Prepared) -> usize {
         let map = &self.shared.config.shardmap;
@@ -481,167 +300,4 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         Ok(PortalRun::Nodes { nodes, combine })
     }
-
-    /// Sends what the batch queued and forwards the replies in the client's order.
-    async fn play(&mut self, b: &mut Batch, sync: bool) -> SgResult<()> {
-        let mut frames = std::mem::take(&mut b.frames);
-        if sync {
-            for n in &b.touched {
-                frames.entry(*n).or_default();
-            }
-        }
-        for (node, mut fs) in frames {
-            fs.push(if sync { fe::sync() } else { fe::flush() });
-            let c = self.backend(node).await?;
-            if let Err(e) = c.send(&fs).await {
-                b.items.clear();
-                b.items.push(Item::Local(be::error(&e)));
-                break;
-            }
-        }
-        let items = std::mem::take(&mut b.items);
-        for item in items {
-            if b.failed && !matches!(item, Item::Local(_)) {
-                continue;
-            }
-            match item {
-                Item::Local(f) => {
-                    if f.tag == be::ERROR_RESPONSE {
-                        self.errored = true;
-                    }
-                    self.push(&f)
-                }
-                Item::Remote {
-                    node,
-                    unit,
-                    forward,
-                } => {
-                    if self.unit(node, unit, forward).await? {
-                        b.failed = true;
-                    }
-                }
-                Item::ExecConcat { nodes } => {
-                    let mut verb = String::from("SELECT");
-                    let mut sum = 0u64;
-                    for n in nodes {
-                        match self.exec_collect(n, true).await? {
-                            Some(tag) => {
-                                let (v, c) = be::split_tag(&tag);
-                                verb = v.to_string();
-                                sum += c.unwrap_or(0);
-                            }
-                            None => b.failed = true,
-                        }
-                    }
-                    if !b.failed {
-                        self.push(&be::command_complete(&format!("{verb} {sum}")));
-                    }
-                }
-                Item::ExecSame { nodes } => {
-                    let mut first = None;
-                    for (i, n) in nodes.into_iter().enumerate() {
-                        match self.exec_collect(n, i == 0).await? {
-                            Some(tag) if i == 0 => first = Some(tag),
-                            Some(_) => {}
-                            None => b.failed = true,
-                        }
-                    }
-                    if let (false, Some(tag)) = (b.failed, first) {
-                        self.push(&be::command_complete(&tag));
-                    }
-                }
-            }
-        }
-        if b.failed {
-            if let Some(t) = self.txn.txn.as_mut() {
-                t.failed = true;
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads one reply unit; true when it was an error.
-    async fn unit(&mut self, node: usize, unit: Unit, forward: bool) -> SgResult<bool> {
-        loop {
-            let f = self.backend(node).await?.read().await?;
-            match f.tag {
-                be::ERROR_RESPONSE => {
-                    self.errored = true;
-                    self.push(&f);
-                    return Ok(true);
-                }
-                be::NOTICE_RESPONSE | be::PARAMETER_STATUS | be::NOTIFICATION => {
-                    self.push(&f);
-                    continue;
-                }
-                _ => {}
-            }
-            let done = match unit {
-                Unit::Parse | Unit::Bind | Unit::Close => true,
-                Unit::DescribeStmt => f.tag != be::PARAMETER_DESCRIPTION,
-                Unit::DescribePortal => true,
-                Unit::Execute => matches!(
-                    f.tag,
-                    be::COMMAND_COMPLETE | be::EMPTY_QUERY | be::PORTAL_SUSPENDED
-                ),
-            };
-            if forward {
-                self.push_flushing(&f).await?;
-            }
-            if done {
-                return Ok(false);
-            }
-        }
-    }
-
-    /// One node's Execute reply: rows forwarded, the tag returned (None on error).
-    async fn exec_collect(&mut self, node: usize, report: bool) -> SgResult<Option<String>> {
-        loop {
-            let f = self.backend(node).await?.read().await?;
-            match f.tag {
-                be::ERROR_RESPONSE => {
-                    self.errored = true;
-                    self.push(&f);
-                    return Ok(None);
-                }
-                be::COMMAND_COMPLETE => return Ok(Some(be::command_tag(&f)?.to_string())),
-                be::EMPTY_QUERY => return Ok(Some(String::new())),
-                be::DATA_ROW if !report => {}
-                _ => self.push_flushing(&f).await?,
-            }
-        }
-    }
-
-    /// Sync: every node the batch touched finishes its implicit transaction; the client gets
-    /// one ReadyForQuery.
-    async fn finish_sync(&mut self, b: &mut Batch) -> SgResult<()> {
-        if b.failed || self.errored {
-            for (node, name) in std::mem::take(&mut b.parsed) {
-                if let Some(c) = self.txn.conns.get_mut(&node) {
-                    c.prepared.remove(&name);
-                }
-            }
-        }
-        let touched = std::mem::take(&mut b.touched);
-        for node in touched {
-            // Nodes that got frames were sent a Sync by play(); others get one now.
-            let c = self.backend(node).await?;
-            loop {
-                let f = c.read().await?;
-                if f.tag == be::READY_FOR_QUERY {
-                    break;
-                }
-            }
-        }
-        self.ready();
-        self.txn.release();
-        Ok(())
-    }
-}
-
-fn no_portal(name: &str) -> SgError {
-    SgError::new(
-        code::UNDEFINED_CURSOR,
-        format!("portal \"{name}\" does not exist"),
-    )
 }

@@ -1,0 +1,199 @@
+//! `finish`: the final query on the merge node, reading the partial columns from arrays via
+//! unnest and combining each aggregate's partials.
+
+use std::collections::HashMap;
+
+use sqlparser::ast::{
+    BinaryOperator, Expr, FunctionArguments, Ident, SelectItem, SetExpr, Statement, Value,
+};
+
+use crate::error::{SgError, SgResult};
+use crate::plan::build::{func, ident};
+
+use super::{bad, number, Combine, Merge};
+
+/// The finished coordinator query for partial columns of the given type names, reading them
+/// from `$first..` as arrays, each output cast to the original query's column type and named
+/// as PostgreSQL named it.
+pub fn finish(
+    m: &Merge,
+    col_types: &[String],
+    first_param: usize,
+    outputs: &[(String, Option<String>)],
+) -> SgResult<String> {
+    let Merge::Final {
+        groups,
+        aggs,
+        final_query,
+        ..
+    } = m
+    else {
+        return Err(SgError::internal("finish of a sort merge"));
+    };
+    let ty = |j: usize| {
+        col_types
+            .get(*groups + j)
+            .cloned()
+            .unwrap_or_else(|| "text".into())
+    };
+    let p = |j: usize| ident(&format!("_sg_p{j}"));
+    let cast = |e: Expr, t: &str| Expr::Cast {
+        kind: sqlparser::ast::CastKind::Cast,
+        expr: Box::new(e),
+        data_type: crate::plan::build::type_named(t),
+        format: None,
+    };
+    let sum = |j: usize| func("sum", vec![p(j)]);
+    let mut combined: HashMap<String, Expr> = HashMap::new();
+    for (a, c) in aggs.iter().enumerate() {
+        let e = match c {
+            Combine::Count(j) => cast(func("coalesce", vec![sum(*j), number(0)]), "int8"),
+            Combine::Same(name, j) => cast(func(name, vec![p(*j)]), &ty(*j)),
+            Combine::Avg { sum: s, count } => {
+                if ty(*s) == "float4" {
+                    // PostgreSQL averages real in float8; the nodes' float4 sums have already
+                    // lost those digits.
+                    return Err(bad("avg of real (float4) values"));
+                }
+                let t = if matches!(ty(*s).as_str(), "float4" | "float8") {
+                    "float8"
+                } else if ty(*s) == "interval" {
+                    "interval"
+                } else {
+                    "numeric"
+                };
+                let num = if t == "interval" {
+                    sum(*s)
+                } else {
+                    cast(sum(*s), t)
+                };
+                let den = cast(
+                    func("nullif", vec![sum(*count), number(0)]),
+                    if t == "interval" { "float8" } else { t },
+                );
+                Expr::BinaryOp {
+                    left: Box::new(num),
+                    op: BinaryOperator::Divide,
+                    right: Box::new(den),
+                }
+            }
+            Combine::Var {
+                samp,
+                stddev,
+                n,
+                s,
+                ss,
+                t,
+            } => {
+                // PostgreSQL's numeric_stddev_internal: (N*sumX2 - sumX*sumX) / (N*(N-1)).
+                let nn = cast(sum(*n), "numeric");
+                let mul = |a: Expr, b: Expr| Expr::BinaryOp {
+                    left: Box::new(a),
+                    op: BinaryOperator::Multiply,
+                    right: Box::new(b),
+                };
+                let numer = func(
+                    "greatest",
+                    vec![
+                        Expr::BinaryOp {
+                            left: Box::new(mul(nn.clone(), sum(*ss))),
+                            op: BinaryOperator::Minus,
+                            right: Box::new(mul(sum(*s), sum(*s))),
+                        },
+                        number(0),
+                    ],
+                );
+                let denom = if *samp {
+                    mul(
+                        nn.clone(),
+                        Expr::Nested(Box::new(Expr::BinaryOp {
+                            left: Box::new(nn.clone()),
+                            op: BinaryOperator::Minus,
+                            right: Box::new(number(1)),
+                        })),
+                    )
+                } else {
+                    mul(nn.clone(), nn.clone())
+                };
+                let var = Expr::BinaryOp {
+                    left: Box::new(numer),
+                    op: BinaryOperator::Divide,
+                    right: Box::new(func("nullif", vec![denom, number(0)])),
+                };
+                let v = if *stddev {
+                    func(
+                        "round",
+                        vec![func("sqrt", vec![var.clone()]), func("scale", vec![var])],
+                    )
+                } else {
+                    var
+                };
+                if matches!(ty(*t).as_str(), "float4" | "float8") {
+                    cast(v, "float8")
+                } else {
+                    v
+                }
+            }
+            Combine::Distinct { name, group } => {
+                let mut f = func(name, vec![ident(&format!("_sg_g{group}"))]);
+                if let Expr::Function(ff) = &mut f {
+                    if let FunctionArguments::List(l) = &mut ff.args {
+                        l.duplicate_treatment = Some(sqlparser::ast::DuplicateTreatment::Distinct);
+                    }
+                }
+                f
+            }
+        };
+        // Parenthesised: the aggregate stood as one operand in the original expression.
+        combined.insert(format!("__sg_agg{a}"), Expr::Nested(Box::new(e)));
+    }
+    let mut q = final_query.clone();
+    let _ = sqlparser::ast::visit_expressions_mut(&mut q, |x| {
+        if let Expr::Identifier(id) = x {
+            if let Some(e) = combined.get(&id.value) {
+                *x = e.clone();
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if let SetExpr::Select(fs) = q.body.as_mut() {
+        for (i, item) in fs.projection.iter_mut().enumerate() {
+            let Some((name, typ)) = outputs.get(i) else {
+                continue;
+            };
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                let e = match typ {
+                    Some(t) => cast(e.clone(), t),
+                    None => e.clone(),
+                };
+                *item = SelectItem::ExprWithAlias {
+                    expr: e,
+                    alias: Ident::with_quote('"', name.as_str()),
+                };
+            }
+        }
+        let total = col_types.len();
+        let names: Vec<Ident> = (0..total)
+            .map(|i| {
+                if i < *groups {
+                    Ident::new(format!("_sg_g{i}"))
+                } else {
+                    Ident::new(format!("_sg_p{}", i - groups))
+                }
+            })
+            .collect();
+        let args: Vec<Expr> = (0..total)
+            .map(|i| Expr::Cast {
+                kind: sqlparser::ast::CastKind::DoubleColon,
+                expr: Box::new(Expr::Value(
+                    Value::Placeholder(format!("${}", first_param + i)).into(),
+                )),
+                data_type: crate::plan::build::type_named(&format!("{}[]", col_types[i])),
+                format: None,
+            })
+            .collect();
+        fs.from = vec![crate::plan::build::unnest_from(args, names)
+            .ok_or_else(|| SgError::internal("unnest skeleton did not parse"))?];
+    }
+    Ok(Statement::Query(q).to_string())
+}

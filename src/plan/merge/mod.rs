@@ -1,0 +1,270 @@
+//! Scatter-gather plans for queries whose answer needs rows of several nodes combined: the
+//! query is split into a worker part, run on every node, and a coordinator part. ORDER BY and
+//! LIMIT without grouping are a streaming k-way merge in shardgate; aggregates, GROUP BY and
+//! DISTINCT become per-node partials that a final query (the original's select list, HAVING,
+//! ORDER BY and LIMIT over the combined partials) finishes on the merge node, so every
+//! expression, type and output format is PostgreSQL's own.
+
+mod aggregate;
+mod finish;
+mod sort;
+
+use sqlparser::ast::{
+    Distinct, Expr, Function, GroupByExpr, OrderByExpr, OrderByKind, Query, SelectItem, SetExpr,
+    Statement, Value,
+};
+
+use super::route::Values;
+use crate::analyze::classify::is_aggregate_name;
+use crate::analyze::scope::ident_name;
+use crate::analyze::Stmt;
+use crate::error::{SgError, SgResult};
+
+pub use finish::finish;
+
+use aggregate::final_plan;
+use sort::{distinct_plan, sort_plan};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKey {
+    pub desc: bool,
+    pub nulls_first: bool,
+}
+
+/// How partial columns combine into one aggregate's value on the merge node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Combine {
+    /// count: coalesce(sum(p), 0)::int8
+    Count(usize),
+    /// sum, min, max, bool_and, bool_or, bit_and, bit_or: the same aggregate over the partials,
+    /// cast back to the partial's type.
+    Same(String, usize),
+    /// avg: sum of sums over sum of counts.
+    Avg { sum: usize, count: usize },
+    /// variance and standard deviation from count, sum and sum of squares, in numeric.
+    Var {
+        samp: bool,
+        stddev: bool,
+        n: usize,
+        s: usize,
+        ss: usize,
+        t: usize,
+    },
+    /// count/sum/avg(DISTINCT x): x is a worker group column; the aggregate runs on the merge node.
+    Distinct { name: String, group: usize },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Merge {
+    /// Rows of every node, merged in order of the hidden sort keys the worker query appends,
+    /// then OFFSET/LIMIT. Streams: one row per node in memory.
+    Sort {
+        worker_sql: String,
+        keys: Vec<SortKey>,
+        limit: Option<u64>,
+        offset: u64,
+    },
+    /// Partial rows of every node (bounded buffer), finished by `final_query` on the merge node.
+    Final {
+        worker_sql: String,
+        /// Worker columns: `groups` group columns `_sg_g{i}`, then partials `_sg_p{j}`.
+        groups: usize,
+        partials: usize,
+        aggs: Vec<Combine>,
+        /// The coordinator part; aggregate `a` appears as the identifier `__sg_agg{a}`.
+        final_query: Box<Query>,
+        /// The output items of the final query, to be aliased and cast to the original's
+        /// described columns.
+        outputs: usize,
+    },
+}
+
+impl Merge {
+    pub fn worker_sql(&self) -> &str {
+        match self {
+            Merge::Sort { worker_sql, .. } | Merge::Final { worker_sql, .. } => worker_sql,
+        }
+    }
+}
+
+fn bad(what: &str) -> SgError {
+    SgError::unsupported(format!("{what} over rows from several nodes"))
+}
+
+fn order_exprs(q: &Query) -> SgResult<Vec<OrderByExpr>> {
+    match &q.order_by {
+        None => Ok(Vec::new()),
+        Some(ob) => match &ob.kind {
+            OrderByKind::Expressions(v) => Ok(v.clone()),
+            OrderByKind::All(_) => Err(bad("ORDER BY ALL")),
+        },
+    }
+}
+
+fn item_expr(item: &SelectItem) -> Option<&Expr> {
+    match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+        _ => None,
+    }
+}
+
+fn item_alias(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+        _ => None,
+    }
+}
+
+/// What an ORDER BY or GROUP BY item refers to: an output column by position or alias (as
+/// PostgreSQL resolves them), or an expression of its own.
+fn resolve_output<'a>(e: &'a Expr, items: &'a [SelectItem]) -> SgResult<Result<usize, &'a Expr>> {
+    if let Expr::Value(v) = e {
+        if let Value::Number(n, _) = &v.value {
+            let i: usize = n
+                .parse()
+                .map_err(|_| SgError::syntax(format!("invalid ordinal {n}")))?;
+            if i == 0 || i > items.len() {
+                return Err(SgError::new(
+                    "42P10",
+                    format!("position {i} is not in select list"),
+                ));
+            }
+            if items[..i].iter().any(|it| item_expr(it).is_none()) {
+                return Err(bad("an ordinal next to * in the select list"));
+            }
+            return Ok(Ok(i - 1));
+        }
+    }
+    if let Expr::Identifier(id) = e {
+        let name = ident_name(id);
+        if let Some(i) = items
+            .iter()
+            .position(|it| item_alias(it).as_deref() == Some(name.as_str()))
+        {
+            return Ok(Ok(i));
+        }
+    }
+    Ok(Err(e))
+}
+
+fn is_agg_call(f: &Function) -> Option<String> {
+    let name = crate::analyze::scope::function_name(f);
+    (f.over.is_none() && is_aggregate_name(&name)).then_some(name)
+}
+
+/// Builds the merge plan for a SELECT that runs on several nodes.
+pub fn plan(stmt: &Stmt, text: &str, values: &Values) -> SgResult<Merge> {
+    let parsed = crate::analyze::parse_sql(text).map_err(SgError::syntax)?;
+    let Some(Statement::Query(q)) = parsed.into_iter().next() else {
+        return Err(SgError::internal(
+            "merge plan for a statement that is not a query",
+        ));
+    };
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return Err(bad("UNION, INTERSECT or EXCEPT"));
+    };
+    if matches!(sel.distinct, Some(Distinct::On(_))) {
+        return Err(bad("DISTINCT ON"));
+    }
+    let grouped = match &sel.group_by {
+        GroupByExpr::Expressions(v, mods) => {
+            if !mods.is_empty() {
+                return Err(bad("ROLLUP, CUBE or GROUPING SETS"));
+            }
+            !v.is_empty()
+        }
+        GroupByExpr::All(_) => return Err(bad("GROUP BY ALL")),
+    };
+    let mut has_agg = false;
+    for item in &sel.projection {
+        let _ = sqlparser::ast::visit_expressions(item, |e: &Expr| {
+            if let Expr::Function(f) = e {
+                has_agg |= is_agg_call(f).is_some();
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    has_agg |= sel.having.is_some();
+    let distinct = matches!(sel.distinct, Some(Distinct::Distinct));
+    // Groups (or DISTINCT rows) that include a distribution key live on one node each: the
+    // whole query runs per node and only ORDER BY/LIMIT remain to merge.
+    let keyed = |e: &Expr| {
+        let s = match e {
+            Expr::Identifier(id) => ident_name(id),
+            Expr::CompoundIdentifier(p) => p.iter().map(ident_name).collect::<Vec<_>>().join("."),
+            _ => return false,
+        };
+        stmt.top_keys.contains(&s)
+    };
+    let group_has_key = match &sel.group_by {
+        GroupByExpr::Expressions(v, _) => {
+            v.iter().any(|g| match resolve_output(g, &sel.projection) {
+                Ok(Ok(i)) => item_expr(&sel.projection[i]).is_some_and(keyed),
+                Ok(Err(e)) => keyed(e),
+                Err(_) => false,
+            })
+        }
+        _ => false,
+    };
+    let distinct_has_key = distinct && sel.projection.iter().filter_map(item_expr).any(keyed);
+    if (grouped && group_has_key) || (!grouped && !has_agg && distinct_has_key) {
+        return sort_plan(&q, sel, values);
+    }
+    if stmt.keyed_windows {
+        if grouped || has_agg || distinct {
+            return Err(bad("window functions over grouped rows of several nodes"));
+        }
+        return sort_plan(&q, sel, values);
+    }
+    if grouped || has_agg {
+        return final_plan(&q, sel, values);
+    }
+    if distinct {
+        return distinct_plan(&q, sel, values);
+    }
+    sort_plan(&q, sel, values)
+}
+
+fn number(n: u64) -> Expr {
+    Expr::Value(Value::Number(n.to_string(), false).into())
+}
+
+fn set_order(q: &mut Query, order: Vec<OrderByExpr>) {
+    q.order_by = if order.is_empty() {
+        None
+    } else {
+        Some(sqlparser::ast::OrderBy {
+            kind: OrderByKind::Expressions(order),
+            interpolate: None,
+        })
+    };
+}
+
+/// Expressions equal up to the qualifiers of column references.
+fn same(a: &Expr, b: &Expr) -> bool {
+    fn norm(e: &Expr) -> String {
+        let mut e = e.clone();
+        let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+            if let Expr::CompoundIdentifier(p) = x {
+                if let Some(last) = p.last().cloned() {
+                    *x = Expr::Identifier(last);
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        e.to_string().to_lowercase()
+    }
+    norm(a) == norm(b)
+}
+
+/// The coordinator query's skeleton: `SELECT 1 FROM unnest(...) AS _sg(...)`.
+fn template() -> SgResult<Box<Query>> {
+    match crate::analyze::parse_sql("SELECT 1 FROM unnest(NULL) AS _sg(x)")
+        .map_err(SgError::internal)?
+        .into_iter()
+        .next()
+    {
+        Some(Statement::Query(q)) => Ok(q),
+        _ => Err(SgError::internal("merge template did not parse")),
+    }
+}

@@ -1,0 +1,185 @@
+//! ORDER BY, LIMIT/OFFSET and DISTINCT without aggregates: the sort-merge plan over rows each
+//! node computes whole, and the DISTINCT plan de-duplicated again by a final query.
+
+use sqlparser::ast::{
+    Distinct, Expr, Ident, LimitClause, OrderByExpr, OrderBySort, Query, Select, SelectItem,
+    SetExpr, Statement,
+};
+
+use crate::error::{SgError, SgResult};
+use crate::plan::build::ident;
+use crate::plan::route::Values;
+use crate::shardmap::KeyType;
+
+use super::{
+    bad, item_expr, number, order_exprs, resolve_output, same, set_order, template, Merge, SortKey,
+};
+
+fn limit_value(e: &Expr, values: &Values) -> SgResult<u64> {
+    let src = crate::analyze::pins::value_src(e)
+        .ok_or_else(|| bad("a LIMIT or OFFSET that is not a constant"))?;
+    match values.resolve(&src, KeyType::Int8)? {
+        Some(crate::shardmap::KeyValue::Int(n)) if n >= 0 => Ok(n as u64),
+        None => Ok(u64::MAX),
+        _ => Err(SgError::new("2201W", "LIMIT must not be negative")),
+    }
+}
+
+/// The query's LIMIT and OFFSET as numbers (no LIMIT: None).
+fn limits(q: &Query, values: &Values) -> SgResult<(Option<u64>, u64)> {
+    if let Some(f) = &q.fetch {
+        // FETCH FIRST n ROWS ONLY is LIMIT n; WITH TIES and PERCENT are not.
+        if f.with_ties || f.percent {
+            return Err(bad("FETCH FIRST ... WITH TIES or PERCENT"));
+        }
+        let (_, offset) = limits(
+            &Query {
+                fetch: None,
+                ..q.clone()
+            },
+            values,
+        )?;
+        let n = match &f.quantity {
+            Some(e) => limit_value(e, values)?,
+            None => 1,
+        };
+        return Ok((Some(n), offset));
+    }
+    match &q.limit_clause {
+        None => Ok((None, 0)),
+        Some(LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) => {
+            if !limit_by.is_empty() {
+                return Err(bad("LIMIT BY"));
+            }
+            let l = limit.as_ref().map(|e| limit_value(e, values)).transpose()?;
+            let o = offset
+                .as_ref()
+                .map(|o| limit_value(&o.value, values))
+                .transpose()?
+                .unwrap_or(0);
+            Ok((l.filter(|l| *l != u64::MAX), o))
+        }
+        Some(LimitClause::OffsetCommaLimit { .. }) => Err(bad("LIMIT offset, count")),
+    }
+}
+
+fn sort_key(o: &OrderByExpr) -> SgResult<SortKey> {
+    let desc = match o.options.sort {
+        None | Some(OrderBySort::Asc) => false,
+        Some(OrderBySort::Desc) => true,
+        Some(_) => return Err(bad("ORDER BY ... USING")),
+    };
+    Ok(SortKey {
+        desc,
+        // PostgreSQL: NULLS LAST is the default for ASC, NULLS FIRST for DESC.
+        nulls_first: o.options.nulls_first.unwrap_or(desc),
+    })
+}
+
+/// ORDER BY/LIMIT over rows each node computes whole.
+pub(super) fn sort_plan(q: &Query, sel: &Select, values: &Values) -> SgResult<Merge> {
+    let (limit, offset) = limits(q, values)?;
+    let order = order_exprs(q)?;
+    let mut worker = q.clone();
+    let mut keys = Vec::new();
+    let mut hidden = Vec::new();
+    for (i, o) in order.iter().enumerate() {
+        keys.push(sort_key(o)?);
+        let e = match resolve_output(&o.expr, &sel.projection)? {
+            Ok(pos) => item_expr(&sel.projection[pos])
+                .cloned()
+                .ok_or_else(|| bad("ORDER BY on *"))?,
+            Err(e) => e.clone(),
+        };
+        hidden.push(SelectItem::ExprWithAlias {
+            expr: e,
+            alias: Ident::new(format!("_sg_k{i}")),
+        });
+    }
+    if let SetExpr::Select(ws) = worker.body.as_mut() {
+        // With DISTINCT, PostgreSQL requires ORDER BY expressions to be output columns, so the
+        // hidden copies add nothing DISTINCT could tell apart.
+        ws.projection.extend(hidden);
+    }
+    worker.fetch = None;
+    worker.limit_clause = limit.map(|l| LimitClause::LimitOffset {
+        limit: Some(number(l.saturating_add(offset))),
+        offset: None,
+        limit_by: vec![],
+    });
+    Ok(Merge::Sort {
+        worker_sql: Statement::Query(Box::new(worker)).to_string(),
+        keys,
+        limit,
+        offset,
+    })
+}
+
+/// SELECT DISTINCT without aggregates: each node's distinct rows, de-duplicated again, ordered
+/// and limited on the merge node.
+pub(super) fn distinct_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<Merge> {
+    let mut worker = q.clone();
+    worker.order_by = None;
+    worker.limit_clause = None;
+    worker.fetch = None;
+    let n = sel.projection.len();
+    if sel.projection.iter().any(|i| item_expr(i).is_none()) {
+        return Err(bad("SELECT DISTINCT *"));
+    }
+    let mut fq = template()?;
+    let mut order = Vec::new();
+    for o in order_exprs(q)? {
+        let pos = match resolve_output(&o.expr, &sel.projection)? {
+            Ok(p) => p,
+            Err(e) => sel
+                .projection
+                .iter()
+                .position(|it| item_expr(it).is_some_and(|x| same(x, e)))
+                .ok_or_else(|| {
+                    SgError::new(
+                        "42P10",
+                        "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+                    )
+                })?,
+        };
+        order.push(OrderByExpr {
+            expr: number(pos as u64 + 1),
+            ..o.clone()
+        });
+    }
+    if let SetExpr::Select(fs) = fq.body.as_mut() {
+        fs.distinct = Some(Distinct::Distinct);
+        fs.projection = (0..n)
+            .map(|i| SelectItem::UnnamedExpr(ident(&format!("_sg_g{i}"))))
+            .collect();
+    }
+    set_order(&mut fq, order);
+    fq.limit_clause = q.limit_clause.clone();
+    fq.fetch = q.fetch.clone();
+    if let SetExpr::Select(ws) = worker.body.as_mut() {
+        for (i, item) in ws.projection.iter_mut().enumerate() {
+            alias_item(item, &format!("_sg_g{i}"));
+        }
+    }
+    Ok(Merge::Final {
+        worker_sql: Statement::Query(Box::new(worker)).to_string(),
+        groups: n,
+        partials: 0,
+        aggs: Vec::new(),
+        final_query: fq,
+        outputs: n,
+    })
+}
+
+fn alias_item(item: &mut SelectItem, alias: &str) {
+    if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+        *item = SelectItem::ExprWithAlias {
+            expr: e.clone(),
+            alias: Ident::new(alias),
+        };
+    }
+}

@@ -1,0 +1,94 @@
+//! The extended query protocol. Client messages are collected up to Sync (or Flush); each Bind
+//! is routed by its parameter values; the messages go to the chosen nodes under shardgate's
+//! own statement names, all at once, and the replies come back in the client's order.
+//! This module holds the prepared statements and portals; `batch` collects and plays a batch,
+//! `message` handles each client message.
+
+mod batch;
+mod message;
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Session;
+use crate::analyze::classify::SetAction;
+use crate::analyze::{Analysis, Kind, Stmt};
+use crate::error::{code, SgError, SgResult};
+use crate::plan::{Combine, Plan, SessionOp};
+use crate::protocol::frontend as fe;
+
+pub struct Prepared {
+    pub parse: fe::Parse,
+    pub analysis: Arc<Analysis>,
+    /// The statement's name on every worker connection (the same text → the same name).
+    pub backend_name: String,
+}
+
+impl Prepared {
+    fn stmt(&self) -> Option<&Stmt> {
+        self.analysis.stmts.first()
+    }
+
+    fn session_op(&self) -> Option<SessionOp> {
+        match self.stmt().map(|s| &s.kind) {
+            Some(Kind::Begin) => Some(SessionOp::Begin),
+            Some(Kind::Commit) => Some(SessionOp::Commit),
+            Some(Kind::Rollback) => Some(SessionOp::Rollback),
+            Some(Kind::TxnOther) => Some(SessionOp::TxnOther),
+            Some(Kind::Set(a)) if *a != SetAction::Local => Some(SessionOp::Set),
+            _ => None,
+        }
+    }
+}
+
+pub struct Portal {
+    pub stmt: Arc<Prepared>,
+    pub run: PortalRun,
+}
+
+pub enum PortalRun {
+    Nodes {
+        nodes: Vec<usize>,
+        combine: Combine,
+    },
+    Session(SessionOp),
+    /// Rewritten per-node statements, run when executed.
+    PerNode(Plan),
+    /// A scatter-gather merge, run when executed.
+    Merge {
+        plan: Plan,
+        bind: fe::Bind,
+    },
+    /// EXPLAIN, answered by shardgate when executed.
+    Explain {
+        plan: Plan,
+        has_params: bool,
+    },
+}
+
+fn backend_name(p: &fe::Parse) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    p.sql.hash(&mut h);
+    p.types.hash(&mut h);
+    format!("sg_{:016x}", h.finish())
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    fn statement(&self, name: &str) -> SgResult<Arc<Prepared>> {
+        self.statements.get(name).cloned().ok_or_else(|| {
+            SgError::new(
+                code::UNDEFINED_PSTATEMENT,
+                format!("prepared statement \"{name}\" does not exist"),
+            )
+        })
+    }
+}
+
+fn no_portal(name: &str) -> SgError {
+    SgError::new(
+        code::UNDEFINED_CURSOR,
+        format!("portal \"{name}\" does not exist"),
+    )
+}

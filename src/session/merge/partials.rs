@@ -1,0 +1,140 @@
+//! Merge::Final: partial rows of every node buffered (bounded by server.max_buffered_rows),
+//! sent as binary arrays to the final query on the merge node, whose reply goes to the client.
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::error::{code, SgError, SgResult};
+use crate::execute::rows;
+use crate::plan::merge::{self, Merge};
+use crate::protocol::backend as be;
+use crate::protocol::frontend as fe;
+use crate::session::Session;
+
+use super::{expand_formats, parse_frame, MergeCall, WorkerError};
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub(super) async fn merge_final(
+        &mut self,
+        call: &MergeCall<'_>,
+    ) -> SgResult<Result<(), WorkerError>> {
+        let Merge::Final { worker_sql, .. } = call.merge else {
+            return Err(SgError::internal("not a final merge"));
+        };
+        let merge_node = self.shared.config.default_node;
+        let outputs = match self
+            .describe_on(merge_node, call.original, call.param_types)
+            .await?
+        {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e)),
+        };
+        let outputs: Vec<(String, Option<String>)> = outputs
+            .iter()
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    postgres_types::Type::from_oid(f.type_oid).map(|t| t.name().to_string()),
+                )
+            })
+            .collect();
+        for &n in call.nodes {
+            let frames = [
+                parse_frame(worker_sql, call.param_types),
+                fe::build_bind_full("", "", call.param_formats, call.params, &[1]),
+                fe::build_target(fe::DESCRIBE, b'P', ""),
+                fe::build_execute("", 0),
+                fe::sync(),
+            ];
+            self.backend(n).await?.send(&frames).await?;
+        }
+        let bound = self.shared.config.max_buffered_rows;
+        let mut types: Vec<u32> = Vec::new();
+        let mut columns: Vec<Vec<Option<Bytes>>> = Vec::new();
+        let mut failure = None;
+        let mut total = 0usize;
+        let mut over = false;
+        for &n in call.nodes {
+            loop {
+                let f = self.backend(n).await?.read().await?;
+                match f.tag {
+                    be::ROW_DESCRIPTION if types.is_empty() => {
+                        types = rows::parse_row_description(&f)?
+                            .iter()
+                            .map(|x| x.type_oid)
+                            .collect();
+                        columns = vec![Vec::new(); types.len()];
+                    }
+                    be::DATA_ROW if failure.is_none() && !over => {
+                        total += 1;
+                        if total > bound {
+                            over = true;
+                            continue;
+                        }
+                        for (i, c) in rows::columns(&f)?.into_iter().enumerate() {
+                            if let Some(col) = columns.get_mut(i) {
+                                col.push(c);
+                            }
+                        }
+                    }
+                    be::ERROR_RESPONSE if failure.is_none() => failure = Some(WorkerError(f)),
+                    be::READY_FOR_QUERY => break,
+                    _ => {}
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Ok(Err(e));
+        }
+        if over {
+            return Err(SgError::new(
+                code::INSUFFICIENT_RESOURCES,
+                format!("more than {bound} partial rows to merge (server.max_buffered_rows)"),
+            ));
+        }
+        let mut type_names = Vec::with_capacity(types.len());
+        for oid in &types {
+            let t = postgres_types::Type::from_oid(*oid)
+                .filter(|t| !matches!(t.kind(), postgres_types::Kind::Array(_)))
+                .ok_or_else(|| SgError::unsupported(format!("merging values of type oid {oid}")))?;
+            type_names.push(t.name().to_string());
+        }
+        let p = call.params.len();
+        let final_sql = merge::finish(call.merge, &type_names, p + 1, &outputs)?;
+        let mut params: Vec<Option<Bytes>> = call.params.to_vec();
+        let mut formats = expand_formats(call.param_formats, p);
+        let mut ptypes: Vec<u32> = (0..p)
+            .map(|i| call.param_types.get(i).copied().unwrap_or(0))
+            .collect();
+        for (i, col) in columns.iter().enumerate() {
+            params.push(Some(rows::binary_array(types[i], col)));
+            formats.push(1);
+            ptypes.push(0);
+        }
+        let mut frames = vec![
+            parse_frame(&final_sql, &ptypes),
+            fe::build_bind_full("", "", &formats, &params, call.result_formats),
+        ];
+        if call.describe {
+            frames.push(fe::build_target(fe::DESCRIBE, b'P', ""));
+        }
+        frames.push(fe::build_execute("", 0));
+        frames.push(fe::sync());
+        self.backend(merge_node).await?.send(&frames).await?;
+        let mut failure = None;
+        loop {
+            let f = self.backend(merge_node).await?.read().await?;
+            match f.tag {
+                be::PARSE_COMPLETE | be::BIND_COMPLETE | be::NO_DATA => {}
+                be::READY_FOR_QUERY => break,
+                be::ERROR_RESPONSE => {
+                    tracing::debug!("final query failed: {final_sql}");
+                    failure.get_or_insert(WorkerError(f));
+                }
+                _ if failure.is_none() => self.push_flushing(&f).await?,
+                _ => {}
+            }
+        }
+        Ok(failure.map_or(Ok(()), Err))
+    }
+}
