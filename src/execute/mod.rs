@@ -51,6 +51,9 @@ impl Shared {
                 .max_size(config.pool_size)
                 .min_idle(Some(0))
                 .test_on_check_out(false)
+                // The most recently used backend is the one whose PostgreSQL process has warm
+                // caches and is likely still on a CPU; FIFO would cycle through all of them.
+                .queue_strategy(bb8::QueueStrategy::Lifo)
                 .connection_timeout(timeout)
                 .build_unchecked(Manager {
                     target: target.clone(),
