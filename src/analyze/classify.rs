@@ -2,13 +2,11 @@
 //! Statements the parser cannot read are classified by their leading keywords.
 
 use sqlparser::ast::{
-    AssignmentTarget, Expr, FromTable, ObjectType, Query, SetExpr, Statement, TableObject,
-    UpdateTableFromKind, Visit,
+    AssignmentTarget, FromTable, ObjectType, Query, SetExpr, Statement, UpdateTableFromKind, Visit,
 };
 
-use super::pins::{value_src, Pin};
-use super::scope::{collect, ident_name, table_name, Collector};
-use super::{Access, InsertSpec, Kind, Stmt};
+use super::scope::{collect, table_name, Collector};
+use super::{Access, Kind, Stmt};
 use crate::error::SgError;
 use crate::shardmap::ShardMap;
 
@@ -23,136 +21,7 @@ pub enum SetAction {
     Local,
 }
 
-const AGGREGATES: [&str; 24] = [
-    "count",
-    "sum",
-    "avg",
-    "min",
-    "max",
-    "bool_and",
-    "bool_or",
-    "every",
-    "stddev",
-    "stddev_samp",
-    "stddev_pop",
-    "variance",
-    "var_samp",
-    "var_pop",
-    "array_agg",
-    "string_agg",
-    "json_agg",
-    "jsonb_agg",
-    "json_object_agg",
-    "jsonb_object_agg",
-    "bit_and",
-    "bit_or",
-    "percentile_cont",
-    "mode",
-];
-
-pub fn is_aggregate_name(name: &str) -> bool {
-    AGGREGATES.contains(&name)
-        || matches!(
-            name,
-            "percentile_disc"
-                | "corr"
-                | "covar_pop"
-                | "covar_samp"
-                | "xmlagg"
-                | "bit_xor"
-                | "regr_count"
-        )
-}
-
-/// Calls `f` on each function call of the main SELECT's own expressions (select list, HAVING,
-/// QUALIFY, ORDER BY), not on those of its subqueries: an aggregate in a subquery does not make
-/// the main query an aggregate.
-fn top_level_functions(q: &Query, f: &mut dyn FnMut(&sqlparser::ast::Function)) {
-    struct Calls<'f> {
-        depth: usize,
-        f: &'f mut dyn FnMut(&sqlparser::ast::Function),
-    }
-    impl sqlparser::ast::Visitor for Calls<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &Query) -> std::ops::ControlFlow<()> {
-            self.depth += 1;
-            std::ops::ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _: &Query) -> std::ops::ControlFlow<()> {
-            self.depth -= 1;
-            std::ops::ControlFlow::Continue(())
-        }
-        fn pre_visit_expr(&mut self, e: &Expr) -> std::ops::ControlFlow<()> {
-            if let (0, Expr::Function(call)) = (self.depth, e) {
-                (self.f)(call);
-            }
-            std::ops::ControlFlow::Continue(())
-        }
-    }
-    let mut calls = Calls { depth: 0, f };
-    if let SetExpr::Select(sel) = q.body.as_ref() {
-        let _ = sel.projection.visit(&mut calls);
-        let _ = sel.having.visit(&mut calls);
-        let _ = sel.qualify.visit(&mut calls);
-    }
-    let _ = q.order_by.visit(&mut calls);
-}
-
-/// What the top-level query does that a plain concatenation of node results would get wrong.
-fn merge_reasons(q: &Query, s: &mut Stmt) {
-    let mut aggregates = false;
-    let mut windows = false;
-    let keys = s.top_keys.clone();
-    // A window partitioned by a distribution key sees only rows of one node: it runs there.
-    let keyed = |e: &Expr| {
-        let name = match e {
-            Expr::Identifier(id) => ident_name(id),
-            Expr::CompoundIdentifier(p) => p.iter().map(ident_name).collect::<Vec<_>>().join("."),
-            _ => return false,
-        };
-        keys.contains(&name)
-    };
-    top_level_functions(q, &mut |f| {
-        let name = super::scope::function_name(f);
-        match &f.over {
-            Some(sqlparser::ast::WindowType::WindowSpec(w)) if w.partition_by.iter().any(keyed) => {
-                s.keyed_windows = true;
-            }
-            Some(_) => windows = true,
-            None if is_aggregate_name(&name) => aggregates = true,
-            None => {}
-        }
-    });
-    match q.body.as_ref() {
-        SetExpr::Select(sel) => {
-            if windows {
-                s.no_scatter = Some(
-                    "window functions not partitioned by the distribution key over rows of several nodes"
-                        .into(),
-                );
-            }
-            let grouped = !matches!(&sel.group_by, sqlparser::ast::GroupByExpr::Expressions(v, _) if v.is_empty());
-            if sel.distinct.is_some() {
-                s.needs_merge = Some("DISTINCT".into());
-            } else if grouped || sel.having.is_some() {
-                s.needs_merge = Some("GROUP BY".into());
-            } else if aggregates {
-                s.needs_merge = Some("aggregate functions".into());
-            }
-        }
-        SetExpr::Values(_) => {}
-        _ => s.no_scatter = Some("UNION, INTERSECT or EXCEPT over rows of several nodes".into()),
-    }
-    if s.needs_merge.is_none() {
-        if q.order_by.is_some() {
-            s.needs_merge = Some("ORDER BY".into());
-        } else if q.limit_clause.is_some() || q.fetch.is_some() {
-            s.needs_merge = Some("LIMIT or OFFSET".into());
-        }
-    }
-}
-
-fn apply_found(s: &mut Stmt, mut f: super::scope::Found, map: &ShardMap) {
+pub(super) fn apply_found(s: &mut Stmt, mut f: super::scope::Found, map: &ShardMap) {
     if !f.resolve_derived() {
         s.no_scatter.get_or_insert_with(|| {
             "a subquery in FROM whose tables shardgate could not follow, across nodes".into()
@@ -224,13 +93,13 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
                 super::subquery::link(top, &mut found, map);
             }
             apply_found(&mut s, found, map);
-            merge_reasons(q, &mut s);
+            super::aggregates::merge_reasons(q, &mut s);
             if let Some(why) = modifying_cte(q, map) {
                 s.refuse = Some(SgError::unsupported(why));
             }
             s
         }
-        Statement::Insert(ins) => insert(ins, text, map),
+        Statement::Insert(ins) => super::insert::insert(ins, text, map),
         Statement::Update(u) => {
             let mut s = Stmt::new(Kind::Update, text);
             let mut c = Collector::new(map, None);
@@ -405,110 +274,6 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
             s
         }
     }
-}
-
-fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt {
-    let mut s = Stmt::new(Kind::Insert, text);
-    let TableObject::TableName(name) = &ins.table else {
-        s.refuse = Some(SgError::unsupported("INSERT into a table function"));
-        return s;
-    };
-    let table = table_name(name);
-    let f = match &ins.source {
-        Some(q) => collect(q.as_ref(), map, None),
-        None => Default::default(),
-    };
-    let source_touches_tables = !f.accesses.is_empty() || f.touches_local;
-    apply_found(&mut s, f, map);
-    s.no_scatter = None;
-    match map.get(&table) {
-        None => s.touches_local = true,
-        Some(dist) if dist.is_reference() => {
-            let from_query = !matches!(
-                ins.source.as_ref().map(|q| q.body.as_ref()),
-                Some(SetExpr::Values(_))
-            ) || source_touches_tables;
-            if from_query {
-                // Evaluated once and copied to every node, so volatile expressions agree.
-                s.insert_select = insert_select(ins, &table, None);
-                if s.insert_select.is_none() {
-                    s.refuse = Some(SgError::unsupported(
-                        "INSERT ... SELECT with RETURNING or ON CONFLICT into a reference table",
-                    ));
-                }
-            }
-            s.accesses.push(Access {
-                alias: table.clone(),
-                table,
-                pin: Pin::All,
-                top: true,
-            });
-        }
-        Some(dist) => {
-            let columns: Vec<String> = ins.columns.iter().map(table_name).collect();
-            let key_index = if columns.is_empty() {
-                None
-            } else {
-                match columns.iter().position(|c| *c == dist.column) {
-                    Some(i) => Some(i),
-                    None => {
-                        s.refuse = Some(SgError::unsupported(format!(
-                            "INSERT into \"{table}\" without a value for its distribution column \"{}\"",
-                            dist.column
-                        )));
-                        return s;
-                    }
-                }
-            };
-            let rows = match ins.source.as_ref().map(|q| q.body.as_ref()) {
-                Some(SetExpr::Values(v)) if !source_touches_tables => v
-                    .rows
-                    .iter()
-                    .map(|row| row.iter().map(value_src).collect())
-                    .collect(),
-                _ => {
-                    s.insert_select = insert_select(ins, &table, key_index);
-                    if s.insert_select.is_none() {
-                        s.refuse = Some(SgError::unsupported(format!(
-                            "INSERT ... SELECT with RETURNING or ON CONFLICT into distributed table \"{table}\""
-                        )));
-                    }
-                    return s;
-                }
-            };
-            s.insert = Some(InsertSpec {
-                table: table.clone(),
-                key_index,
-                rows,
-            });
-            s.accesses.push(Access {
-                alias: table.clone(),
-                table,
-                pin: Pin::All,
-                top: true,
-            });
-        }
-    }
-    s
-}
-
-/// INSERT ... SELECT into a distributed or reference table: the SELECT runs once, its rows are
-/// routed by key and copied into each node. RETURNING and ON CONFLICT need row-by-row INSERTs.
-fn insert_select(
-    ins: &sqlparser::ast::Insert,
-    table: &str,
-    key_index: Option<usize>,
-) -> Option<super::InsertSelectSpec> {
-    if ins.returning.is_some() || ins.on.is_some() {
-        return None;
-    }
-    let source = ins.source.as_ref()?;
-    Some(super::InsertSelectSpec {
-        table: table.to_string(),
-        columns: ins.columns.iter().map(table_name).collect(),
-        key_index,
-        source: source.to_string(),
-    })
 }
 
 /// Reads the setting a SET/RESET names (PostgreSQL's gram.y VariableSetStmt forms).

@@ -91,7 +91,7 @@ pub fn analyze(
                 Some(WindowType::WindowSpec(w)) => windows_ok &= w.partition_by.iter().any(keyed),
                 Some(_) => windows_ok = false,
                 None => {
-                    aggregates |= super::classify::is_aggregate_name(&function_name(f));
+                    aggregates |= super::aggregates::is_aggregate_name(&function_name(f));
                 }
             }
         }
@@ -292,4 +292,58 @@ fn exposed_key(sel: &Select, members: &[Member], columns: &[Ident]) -> (usize, O
         }
     }
     (0, None)
+}
+
+impl super::scope::Found {
+    /// Joins each derived table or CTE read in the main query to the anchor table inside it,
+    /// and makes the subquery's tables part of the main query (they run per node with it).
+    /// False when a subquery's SELECT was never walked (its tables are unknown).
+    pub fn resolve_derived(&mut self) -> bool {
+        let mut done = vec![false; self.derived.len()];
+        loop {
+            let mut progress = false;
+            for (n, (v, select, anchor)) in self.derived.iter().enumerate() {
+                if done[n] || !self.accesses[*v].top {
+                    continue;
+                }
+                done[n] = true;
+                progress = true;
+                let Some(range) = self
+                    .scopes
+                    .iter()
+                    .find(|(p, _)| p == select)
+                    .map(|(_, r)| r.clone())
+                else {
+                    return false;
+                };
+                let Some(inner) = range.clone().find(|&i| self.accesses[i].alias == *anchor) else {
+                    return false;
+                };
+                for i in range.clone() {
+                    self.accesses[i].top = true;
+                }
+                // Only rows with keys the outer query keeps matter inside, and every row of the
+                // derived table comes from the anchor's rows: each pin holds for the other.
+                let (outer_pin, inner_pin) = (
+                    self.accesses[*v].pin.clone(),
+                    self.accesses[inner].pin.clone(),
+                );
+                self.accesses[*v].pin = outer_pin.clone().and(inner_pin);
+                self.accesses[inner].pin = self.accesses[inner].pin.clone().and(outer_pin);
+                let inner_pin = self.accesses[inner].pin.clone();
+                for &(a, b) in &self.key_joins {
+                    for (x, y) in [(a, b), (b, a)] {
+                        if x == inner && range.contains(&y) {
+                            self.accesses[y].pin =
+                                self.accesses[y].pin.clone().and(inner_pin.clone());
+                        }
+                    }
+                }
+                self.key_joins.push((*v, inner));
+            }
+            if !progress {
+                return true;
+            }
+        }
+    }
 }

@@ -2,9 +2,11 @@
 //! table it reads or writes, how each is pinned by its distribution key, and what would stop it
 //! from running on several nodes. Read-only: plans and rewrites happen downstream.
 
+pub mod aggregates;
 pub mod cache;
 pub mod classify;
 pub mod derived;
+pub mod insert;
 pub mod pins;
 pub mod scope;
 pub mod shape;

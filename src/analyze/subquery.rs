@@ -185,7 +185,7 @@ fn has_aggregate(sel: &Select) -> bool {
     let _ = sqlparser::ast::visit_expressions(&sel.projection, |e: &Expr| {
         if let Expr::Function(f) = e {
             found |= f.over.is_none()
-                && super::classify::is_aggregate_name(&super::scope::function_name(f));
+                && super::aggregates::is_aggregate_name(&super::scope::function_name(f));
         }
         std::ops::ControlFlow::<()>::Continue(())
     });

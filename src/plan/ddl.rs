@@ -7,8 +7,13 @@ use sqlparser::ast::{
     FunctionArguments, Ident, ObjectName, ObjectNamePart, PartitionBoundValue, Statement, Value,
 };
 
+use super::route::reparse;
+use super::{Combine, Plan};
+use crate::analyze::Stmt;
 use crate::error::{SgError, SgResult};
-use crate::shardmap::{Bound, HashFunc, KeyType, KeyValue, ShardId, TableDist, TableKind};
+use crate::shardmap::{
+    Bound, HashFunc, KeyType, KeyValue, ShardId, ShardMap, TableDist, TableKind,
+};
 
 fn ident(name: &str) -> Ident {
     let plain = name
@@ -162,6 +167,41 @@ fn partition_template() -> SgResult<CreateTable> {
         Some(Statement::CreateTable(ct)) => Ok(ct),
         _ => Err(SgError::internal("partition template did not parse")),
     }
+}
+
+/// CREATE TABLE of a table in the shard map: on each of its nodes, the partitioned table with
+/// that node's partitions; other tables go to the default node.
+pub fn create_table(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
+    let name = stmt.ddl_tables.first().cloned().unwrap_or_default();
+    let Some(t) = map.get(&name) else {
+        return Ok(Plan::Route {
+            node: map.default_node,
+            why: "table not in the shard map".into(),
+        });
+    };
+    let Statement::CreateTable(ct) = reparse(text)? else {
+        return Err(SgError::internal("CREATE TABLE did not re-parse as one"));
+    };
+    let (ty, pos) = if t.is_reference() {
+        (KeyType::Text, 0)
+    } else {
+        key_column(&ct, &t)?
+    };
+    let typed = if t.is_reference() {
+        (*t).clone()
+    } else {
+        t.with_key_type(ty).map_err(SgError::unsupported)?
+    };
+    let mut parts = Vec::new();
+    for node in typed.nodes(map.node_count) {
+        parts.push((node, create_on_node(&ct, &typed, node)?));
+    }
+    Ok(Plan::PerNode {
+        parts,
+        combine: Combine::Same,
+        why: format!("create {} table \"{name}\" on its nodes", t.kind.method()),
+        learn: (!t.is_reference()).then(|| (name.clone(), ty, pos)),
+    })
 }
 
 #[cfg(test)]

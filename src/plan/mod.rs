@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod ddl;
+pub mod insert;
 pub mod merge;
 pub mod route;
 

@@ -1,10 +1,10 @@
 //! Routing: from a statement's analysis and its parameter values to the nodes that must run it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use sqlparser::ast::{SetExpr, Statement};
+use sqlparser::ast::Statement;
 
-use super::{ddl, Combine, Plan, SessionOp};
+use super::{ddl, insert, Combine, Plan, SessionOp};
 use crate::analyze::classify::SetAction;
 use crate::analyze::pins::Cmp;
 use crate::analyze::shape::Literal;
@@ -114,7 +114,7 @@ fn shards(t: &TableDist, pin: &Pin, v: &Values) -> Option<BTreeSet<ShardId>> {
     }
 }
 
-fn table(map: &ShardMap, name: &str) -> SgResult<std::sync::Arc<TableDist>> {
+pub(super) fn table(map: &ShardMap, name: &str) -> SgResult<std::sync::Arc<TableDist>> {
     map.get(name)
         .ok_or_else(|| SgError::internal(format!("table \"{name}\" vanished from the shard map")))
 }
@@ -183,7 +183,7 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
             node: default,
             why: "object on the default node".into(),
         },
-        Kind::CreateTable => create_table(stmt, text, map)?,
+        Kind::CreateTable => ddl::create_table(stmt, text, map)?,
         Kind::CreateIndex | Kind::AlterTable | Kind::Truncate | Kind::Drop => {
             let mut sets = BTreeSet::new();
             for t in &stmt.ddl_tables {
@@ -204,8 +204,10 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
                 why: format!("DDL on every node holding {}", stmt.ddl_tables.join(", ")),
             }
         }
-        Kind::Insert if stmt.insert.is_some() => insert(stmt, text, values, map)?,
-        Kind::Insert if stmt.insert_select.is_some() => insert_select(stmt, text, values, map)?,
+        Kind::Insert if stmt.insert.is_some() => insert::insert(stmt, text, values, map)?,
+        Kind::Insert if stmt.insert_select.is_some() => {
+            insert::insert_select(stmt, text, values, map)?
+        }
         Kind::Explain { analyze } => {
             let inner = stmt
                 .explained
@@ -382,161 +384,10 @@ fn connected(ids: &[usize], edges: &[(usize, usize)]) -> bool {
     ids.iter().all(|i| reached.contains(i))
 }
 
-fn reparse(text: &str) -> SgResult<Statement> {
+pub(super) fn reparse(text: &str) -> SgResult<Statement> {
     crate::analyze::parse_sql(text)
         .map_err(SgError::syntax)?
         .into_iter()
         .next()
         .ok_or_else(|| SgError::internal("statement vanished on re-parse"))
-}
-
-fn create_table(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
-    let name = stmt.ddl_tables.first().cloned().unwrap_or_default();
-    let Some(t) = map.get(&name) else {
-        return Ok(Plan::Route {
-            node: map.default_node,
-            why: "table not in the shard map".into(),
-        });
-    };
-    let Statement::CreateTable(ct) = reparse(text)? else {
-        return Err(SgError::internal("CREATE TABLE did not re-parse as one"));
-    };
-    let (ty, pos) = if t.is_reference() {
-        (KeyType::Text, 0)
-    } else {
-        ddl::key_column(&ct, &t)?
-    };
-    let typed = if t.is_reference() {
-        (*t).clone()
-    } else {
-        t.with_key_type(ty).map_err(SgError::unsupported)?
-    };
-    let mut parts = Vec::new();
-    for node in typed.nodes(map.node_count) {
-        parts.push((node, ddl::create_on_node(&ct, &typed, node)?));
-    }
-    Ok(Plan::PerNode {
-        parts,
-        combine: Combine::Same,
-        why: format!("create {} table \"{name}\" on its nodes", t.kind.method()),
-        learn: (!t.is_reference()).then(|| (name.clone(), ty, pos)),
-    })
-}
-
-fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
-    let Some(spec) = &stmt.insert else {
-        return Err(SgError::internal("insert plan without insert analysis"));
-    };
-    let t = table(map, &spec.table)?;
-    let ty = t.key_type()?;
-    let key_pos = match spec.key_index {
-        Some(i) => i,
-        None => map.key_position(&spec.table).ok_or_else(|| {
-            SgError::unsupported(format!(
-                "INSERT into \"{}\" without a column list (name the columns)",
-                spec.table
-            ))
-        })?,
-    };
-    let mut by_node: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (row_no, row) in spec.rows.iter().enumerate() {
-        let src = match row.get(key_pos) {
-            Some(Some(src)) => src,
-            _ => {
-                return Err(SgError::unsupported(format!(
-                    "INSERT into \"{}\" whose distribution column \"{}\" is not a constant or parameter",
-                    t.name, t.column
-                )))
-            }
-        };
-        let key = values.resolve(src, ty)?;
-        let shard = t.shard_for_row(key.as_ref())?;
-        by_node.entry(t.node_of(shard)).or_default().push(row_no);
-    }
-    if by_node.len() <= 1 {
-        let node = by_node.keys().next().copied().unwrap_or(map.default_node);
-        return Ok(Plan::Route {
-            node,
-            why: "key pins one node".into(),
-        });
-    }
-    if !values.params.is_empty() {
-        return Err(SgError::unsupported(
-            "a multi-row INSERT with parameters whose rows belong to different nodes (send one row per statement)",
-        ));
-    }
-    let Statement::Insert(ins) = reparse(text)? else {
-        return Err(SgError::internal("INSERT did not re-parse as one"));
-    };
-    let mut parts = Vec::new();
-    for (node, rows) in by_node {
-        let mut part = ins.clone();
-        if let Some(q) = part.source.as_mut() {
-            if let SetExpr::Values(v) = q.body.as_mut() {
-                v.rows = rows
-                    .iter()
-                    .filter_map(|r| v.rows.get(*r).cloned())
-                    .collect();
-            }
-        }
-        parts.push((node, vec![Statement::Insert(part).to_string()]));
-    }
-    Ok(Plan::PerNode {
-        parts,
-        combine: Combine::Concat,
-        why: "multi-row INSERT split by node".into(),
-        learn: None,
-    })
-}
-
-fn insert_select(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
-    let Some(spec) = &stmt.insert_select else {
-        return Err(SgError::internal("insert-select plan without its analysis"));
-    };
-    if !values.params.is_empty() {
-        return Err(SgError::unsupported(
-            "INSERT ... SELECT with parameters into a distributed table",
-        ));
-    }
-    let t = table(map, &spec.table)?;
-    let key_pos = if t.is_reference() {
-        None
-    } else {
-        t.key_type()?;
-        Some(match spec.key_index {
-            Some(i) => i,
-            None => map.key_position(&spec.table).ok_or_else(|| {
-                SgError::unsupported(format!(
-                    "INSERT ... SELECT into \"{}\" without a column list (name the columns)",
-                    spec.table
-                ))
-            })?,
-        })
-    };
-    // The SELECT as this text spells it, planned on its own: it must run on one node.
-    let Statement::Insert(ins) = reparse(text)? else {
-        return Err(SgError::internal("INSERT did not re-parse as one"));
-    };
-    let source = ins
-        .source
-        .as_ref()
-        .map(|q| q.to_string())
-        .ok_or_else(|| SgError::internal("INSERT ... SELECT without its SELECT"))?;
-    let source_stmt = crate::analyze::classify::statement(&reparse(&source)?, &source, map);
-    let source_node = match plan(&source_stmt, &source, &Values::NONE, map)? {
-        Plan::Route { node, .. } => node,
-        _ => {
-            return Err(SgError::unsupported(
-                "INSERT ... SELECT whose SELECT reads several nodes (it must run on one node)",
-            ))
-        }
-    };
-    Ok(Plan::InsertSelect {
-        table: spec.table.clone(),
-        columns: spec.columns.clone(),
-        key_pos,
-        source_sql: source,
-        source_node,
-        target_nodes: t.nodes(map.node_count),
-    })
 }

@@ -15,7 +15,7 @@ use sqlparser::ast::{
 };
 
 use super::route::Values;
-use crate::analyze::classify::is_aggregate_name;
+use crate::analyze::aggregates::is_aggregate_name;
 use crate::analyze::scope::ident_name;
 use crate::analyze::Stmt;
 use crate::error::{SgError, SgResult};

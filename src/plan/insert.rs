@@ -1,0 +1,130 @@
+//! Writes that name their rows: a multi-row INSERT split by the node of each row's key, and
+//! INSERT ... SELECT from one node into a distributed or reference table.
+
+use std::collections::BTreeMap;
+
+use sqlparser::ast::{SetExpr, Statement};
+
+use super::route::{plan, reparse, table, Values};
+use super::{Combine, Plan};
+use crate::analyze::Stmt;
+use crate::error::{SgError, SgResult};
+use crate::shardmap::ShardMap;
+
+pub fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
+    let Some(spec) = &stmt.insert else {
+        return Err(SgError::internal("insert plan without insert analysis"));
+    };
+    let t = table(map, &spec.table)?;
+    let ty = t.key_type()?;
+    let key_pos = match spec.key_index {
+        Some(i) => i,
+        None => map.key_position(&spec.table).ok_or_else(|| {
+            SgError::unsupported(format!(
+                "INSERT into \"{}\" without a column list (name the columns)",
+                spec.table
+            ))
+        })?,
+    };
+    let mut by_node: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (row_no, row) in spec.rows.iter().enumerate() {
+        let src = match row.get(key_pos) {
+            Some(Some(src)) => src,
+            _ => {
+                return Err(SgError::unsupported(format!(
+                    "INSERT into \"{}\" whose distribution column \"{}\" is not a constant or parameter",
+                    t.name, t.column
+                )))
+            }
+        };
+        let key = values.resolve(src, ty)?;
+        let shard = t.shard_for_row(key.as_ref())?;
+        by_node.entry(t.node_of(shard)).or_default().push(row_no);
+    }
+    if by_node.len() <= 1 {
+        let node = by_node.keys().next().copied().unwrap_or(map.default_node);
+        return Ok(Plan::Route {
+            node,
+            why: "key pins one node".into(),
+        });
+    }
+    if !values.params.is_empty() {
+        return Err(SgError::unsupported(
+            "a multi-row INSERT with parameters whose rows belong to different nodes (send one row per statement)",
+        ));
+    }
+    let Statement::Insert(ins) = reparse(text)? else {
+        return Err(SgError::internal("INSERT did not re-parse as one"));
+    };
+    let mut parts = Vec::new();
+    for (node, rows) in by_node {
+        let mut part = ins.clone();
+        if let Some(q) = part.source.as_mut() {
+            if let SetExpr::Values(v) = q.body.as_mut() {
+                v.rows = rows
+                    .iter()
+                    .filter_map(|r| v.rows.get(*r).cloned())
+                    .collect();
+            }
+        }
+        parts.push((node, vec![Statement::Insert(part).to_string()]));
+    }
+    Ok(Plan::PerNode {
+        parts,
+        combine: Combine::Concat,
+        why: "multi-row INSERT split by node".into(),
+        learn: None,
+    })
+}
+
+pub fn insert_select(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
+    let Some(spec) = &stmt.insert_select else {
+        return Err(SgError::internal("insert-select plan without its analysis"));
+    };
+    if !values.params.is_empty() {
+        return Err(SgError::unsupported(
+            "INSERT ... SELECT with parameters into a distributed table",
+        ));
+    }
+    let t = table(map, &spec.table)?;
+    let key_pos = if t.is_reference() {
+        None
+    } else {
+        t.key_type()?;
+        Some(match spec.key_index {
+            Some(i) => i,
+            None => map.key_position(&spec.table).ok_or_else(|| {
+                SgError::unsupported(format!(
+                    "INSERT ... SELECT into \"{}\" without a column list (name the columns)",
+                    spec.table
+                ))
+            })?,
+        })
+    };
+    // The SELECT as this text spells it, planned on its own: it must run on one node.
+    let Statement::Insert(ins) = reparse(text)? else {
+        return Err(SgError::internal("INSERT did not re-parse as one"));
+    };
+    let source = ins
+        .source
+        .as_ref()
+        .map(|q| q.to_string())
+        .ok_or_else(|| SgError::internal("INSERT ... SELECT without its SELECT"))?;
+    let source_stmt = crate::analyze::classify::statement(&reparse(&source)?, &source, map);
+    let source_node = match plan(&source_stmt, &source, &Values::NONE, map)? {
+        Plan::Route { node, .. } => node,
+        _ => {
+            return Err(SgError::unsupported(
+                "INSERT ... SELECT whose SELECT reads several nodes (it must run on one node)",
+            ))
+        }
+    };
+    Ok(Plan::InsertSelect {
+        table: spec.table.clone(),
+        columns: spec.columns.clone(),
+        key_pos,
+        source_sql: source,
+        source_node,
+        target_nodes: t.nodes(map.node_count),
+    })
+}
