@@ -34,7 +34,12 @@ const AGGREGATES: [&str; 24] = [
 ];
 
 pub fn is_aggregate_name(name: &str) -> bool {
+    // Every built-in aggregate whose name this list does not spell ends in "agg" (array_agg,
+    // xmlagg, range_agg, json_objectagg, jsonb_object_agg_strict ...) or starts with "regr_".
     AGGREGATES.contains(&name)
+        || name.contains("agg")
+        || name.starts_with("regr_")
+        || name == "any_value"
         || matches!(
             name,
             "percentile_disc"
@@ -50,7 +55,7 @@ pub fn is_aggregate_name(name: &str) -> bool {
 /// Calls `f` on each function call of the main SELECT's own expressions (select list, HAVING,
 /// QUALIFY, ORDER BY), not on those of its subqueries: an aggregate in a subquery does not make
 /// the main query an aggregate.
-fn top_level_functions(q: &Query, f: &mut dyn FnMut(&sqlparser::ast::Function)) {
+pub fn top_level_functions(q: &Query, f: &mut dyn FnMut(&sqlparser::ast::Function)) {
     struct Calls<'f> {
         depth: usize,
         f: &'f mut dyn FnMut(&sqlparser::ast::Function),
@@ -102,7 +107,7 @@ pub fn merge_reasons(q: &Query, s: &mut Stmt) {
                 s.keyed_windows = true;
             }
             Some(_) => windows = true,
-            None if is_aggregate_name(&name) => aggregates = true,
+            None if is_aggregate_name(&name) || !f.within_group.is_empty() => aggregates = true,
             None => {}
         }
     });

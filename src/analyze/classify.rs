@@ -27,6 +27,11 @@ pub(super) fn apply_found(s: &mut Stmt, mut f: super::scope::Found, map: &ShardM
             "a subquery in FROM whose tables shardgate could not follow, across nodes".into()
         });
     }
+    if let Some(t) = &f.only {
+        s.refuse = Some(SgError::unsupported(format!(
+            "ONLY on sharded table \"{t}\" (its rows live in the workers' partitions)"
+        )));
+    }
     if f.opaque_from {
         s.no_scatter.get_or_insert_with(|| {
             "a subquery or CTE in FROM that needs rows of several nodes at once (LIMIT, or an aggregate, DISTINCT or window not by the distribution key), across nodes".into()

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use sqlparser::ast::{
-    Distinct, Expr, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, TableFactor,
-    TableWithJoins, WindowType,
+    Distinct, Expr, GroupByExpr, Ident, JoinOperator, Query, Select, SelectItem, SetExpr,
+    TableFactor, TableWithJoins, WindowType,
 };
 
 use super::scope::{function_name, ident_name, table_name};
@@ -37,6 +37,8 @@ pub struct PerNode {
     pub anchor: String,
     /// The output column that carries the anchor's distribution key, if one does.
     pub key: Option<String>,
+    /// Its position among the output columns, when known.
+    pub key_pos: Option<usize>,
 }
 
 /// A distributed (or per-node virtual) table in the subquery's FROM.
@@ -85,17 +87,14 @@ pub fn analyze(
     let keyed = |e: &Expr| keyed_member(e, &members).is_some();
     let mut windows_ok = true;
     let mut aggregates = false;
-    let _ = sqlparser::ast::visit_expressions(&sel.projection, |e: &Expr| {
-        if let Expr::Function(f) = e {
-            match &f.over {
-                Some(WindowType::WindowSpec(w)) => windows_ok &= w.partition_by.iter().any(keyed),
-                Some(_) => windows_ok = false,
-                None => {
-                    aggregates |= super::aggregates::is_aggregate_name(&function_name(f));
-                }
-            }
+    // The subquery's own calls (select list, HAVING, ORDER BY), not its subqueries'.
+    super::aggregates::top_level_functions(q, &mut |f| match &f.over {
+        Some(WindowType::WindowSpec(w)) => windows_ok &= w.partition_by.iter().any(keyed),
+        Some(_) => windows_ok = false,
+        None => {
+            aggregates |= super::aggregates::is_aggregate_name(&function_name(f))
+                || !f.within_group.is_empty();
         }
-        std::ops::ControlFlow::<()>::Continue(())
     });
     if !windows_ok || !sel.named_window.is_empty() {
         return Derived::Opaque;
@@ -140,13 +139,14 @@ pub fn analyze(
         Some(Distinct::On(exprs)) if exprs.iter().any(keyed) => {}
         Some(_) => return Derived::Opaque,
     }
-    let (anchor, key) = exposed_key(sel, &members, columns);
+    let (anchor, key, key_pos) = exposed_key(sel, &members, columns);
     let m = &members[anchor];
     Derived::PerNode(PerNode {
         select: sel as *const Select as usize,
         table: m.table.clone(),
         anchor: m.alias.clone(),
         key,
+        key_pos,
     })
 }
 
@@ -157,9 +157,28 @@ fn from_members(
     ctes: &HashMap<String, Derived>,
     out: &mut Vec<Member>,
 ) -> bool {
-    std::iter::once(&twj.relation)
-        .chain(twj.joins.iter().map(|j| &j.relation))
-        .all(|f| factor_member(f, map, ctes, out))
+    let first = out.len();
+    if !factor_member(&twj.relation, map, ctes, out) {
+        return false;
+    }
+    for j in &twj.joins {
+        let before = out.len();
+        if !factor_member(&j.relation, map, ctes, out) {
+            return false;
+        }
+        // The NULL-extended side of an outer join has NULL keys on every node: its key
+        // cannot keep groups (or DISTINCT rows) on one node.
+        let nullable = match &j.join_operator {
+            JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_) => None,
+            JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => Some(before..out.len()),
+            JoinOperator::Right(_) | JoinOperator::RightOuter(_) => Some(first..before),
+            _ => Some(first..out.len()),
+        };
+        for m in nullable.map(|r| &mut out[r]).into_iter().flatten() {
+            m.key = None;
+        }
+    }
+    true
 }
 
 fn factor_member(
@@ -191,18 +210,37 @@ fn factor_member(
             name, alias, args, ..
         } if args.is_none() => {
             let table = table_name(name);
-            let alias = named(alias, table.clone());
-            if let Some(d) = map.get(&table) {
+            let columns: Vec<String> = alias
+                .as_ref()
+                .map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect())
+                .unwrap_or_default();
+            let alias_name = named(alias, table.clone());
+            // A CTE of that name hides the table (PostgreSQL looks CTEs up first).
+            let cte = (name.0.len() == 1).then(|| ctes.get(&table)).flatten();
+            if let Some(d) = cte {
+                // A column list at the read would rename the key: give up on following it.
+                if !columns.is_empty() && matches!(d, Derived::PerNode(_)) {
+                    return false;
+                }
+                derived(d, alias_name, out)
+            } else if let Some(d) = map.get(&table) {
                 if !d.is_reference() {
+                    let key = if columns.is_empty() {
+                        Some(d.column.clone())
+                    } else {
+                        match map.key_position(&table) {
+                            Some(p) if p < columns.len() => Some(columns[p].clone()),
+                            Some(_) if !columns.contains(&d.column) => Some(d.column.clone()),
+                            _ => None,
+                        }
+                    };
                     out.push(Member {
-                        alias,
+                        alias: alias_name,
                         table,
-                        key: Some(d.column.clone()),
+                        key,
                     });
                 }
                 true
-            } else if let Some(d) = ctes.get(&table) {
-                derived(d, alias, out)
             } else {
                 false
             }
@@ -258,7 +296,11 @@ fn keyed_member(e: &Expr, members: &[Member]) -> Option<usize> {
 
 /// Which member anchors the subquery, and the output name of its key if the SELECT list passes
 /// it through unchanged.
-fn exposed_key(sel: &Select, members: &[Member], columns: &[Ident]) -> (usize, Option<String>) {
+fn exposed_key(
+    sel: &Select,
+    members: &[Member],
+    columns: &[Ident],
+) -> (usize, Option<String>, Option<usize>) {
     let has_wildcard = sel.projection.iter().any(|i| {
         matches!(
             i,
@@ -266,18 +308,32 @@ fn exposed_key(sel: &Select, members: &[Member], columns: &[Ident]) -> (usize, O
         )
     });
     for (pos, item) in sel.projection.iter().enumerate() {
-        let (m, name) = match item {
+        // Output position: known while no wildcard comes first.
+        let out_pos = (!sel.projection[..pos].iter().any(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        }))
+        .then_some(pos);
+        let (m, name, out_pos) = match item {
             SelectItem::UnnamedExpr(e) => match keyed_member(e, members) {
-                Some(m) => (m, members[m].key.clone()),
+                Some(m) => (m, members[m].key.clone(), out_pos),
                 None => continue,
             },
             SelectItem::ExprWithAlias { expr, alias } => match keyed_member(expr, members) {
-                Some(m) => (m, Some(ident_name(alias))),
+                Some(m) => (m, Some(ident_name(alias)), out_pos),
                 None => continue,
             },
-            // `*` over one table passes its key column through under its own name.
-            SelectItem::Wildcard(_) if members.len() == 1 && columns.is_empty() => {
-                (0, members[0].key.clone())
+            // `*` over one plain table passes its key column through under its own name.
+            SelectItem::Wildcard(_)
+                if members.len() == 1
+                    && columns.is_empty()
+                    && pos == 0
+                    && sel.projection.len() == 1 =>
+            {
+                // Its position depends on the table's columns: unknown here.
+                (0, members[0].key.clone(), None)
             }
             _ => continue,
         };
@@ -288,10 +344,10 @@ fn exposed_key(sel: &Select, members: &[Member], columns: &[Ident]) -> (usize, O
             _ => None,
         };
         if name.is_some() {
-            return (m, name);
+            return (m, name, out_pos);
         }
     }
-    (0, None)
+    (0, None, None)
 }
 
 impl super::scope::Found {
@@ -300,6 +356,12 @@ impl super::scope::Found {
     /// False when a subquery's SELECT was never walked (its tables are unknown).
     pub fn resolve_derived(&mut self) -> bool {
         let mut done = vec![false; self.derived.len()];
+        // A CTE read twice is two tables: its body is joined to its first read only, and no
+        // read's pin narrows the body (the other read may need other keys).
+        let reads = |select: usize, all: &[(usize, usize, String)]| {
+            all.iter().filter(|(_, s, _)| *s == select).count()
+        };
+        let mut linked: Vec<usize> = Vec::new();
         loop {
             let mut progress = false;
             for (n, (v, select, anchor)) in self.derived.iter().enumerate() {
@@ -321,6 +383,15 @@ impl super::scope::Found {
                 };
                 for i in range.clone() {
                     self.accesses[i].top = true;
+                }
+                if reads(*select, &self.derived) > 1 {
+                    let inner_pin = self.accesses[inner].pin.clone();
+                    self.accesses[*v].pin = self.accesses[*v].pin.clone().and(inner_pin);
+                    if !linked.contains(select) {
+                        linked.push(*select);
+                        self.key_joins.push((*v, inner));
+                    }
+                    continue;
                 }
                 // Only rows with keys the outer query keeps matter inside, and every row of the
                 // derived table comes from the anchor's rows: each pin holds for the other.

@@ -42,6 +42,7 @@ pub fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt 
             }
             s.accesses.push(Access {
                 alias: table.clone(),
+                key: dist.column.clone(),
                 table,
                 pin: Pin::All,
                 top: true,
@@ -86,6 +87,7 @@ pub fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt 
             });
             s.accesses.push(Access {
                 alias: table.clone(),
+                key: dist.column.clone(),
                 table,
                 pin: Pin::All,
                 top: true,

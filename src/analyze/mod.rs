@@ -80,6 +80,9 @@ pub struct Access {
     pub table: String,
     /// The name the query refers to it by (its alias, else its table name).
     pub alias: String,
+    /// The name its distribution column goes by there (renamed by a column list, or passed
+    /// through a subquery); empty when it has none.
+    pub key: String,
     pub pin: Pin,
     /// In the FROM of the statement's main SELECT (or the target of an UPDATE/DELETE): rows from
     /// several nodes can be concatenated only for such occurrences.

@@ -51,6 +51,16 @@ pub enum Pin {
 }
 
 impl Pin {
+    /// Whether rows with a NULL key can satisfy the pin (such rows match no key equality).
+    pub fn may_be_null(&self) -> bool {
+        match self {
+            Pin::All | Pin::IsNull => true,
+            Pin::Nothing | Pin::Eq(_) | Pin::Cmp(..) => false,
+            Pin::And(v) => v.iter().all(Pin::may_be_null),
+            Pin::Or(v) => v.iter().any(Pin::may_be_null),
+        }
+    }
+
     pub fn and(self, other: Pin) -> Pin {
         match (self, other) {
             (Pin::All, p) | (p, Pin::All) => p,
@@ -154,7 +164,35 @@ pub fn string_value(raw: &str) -> String {
 pub fn value_src(e: &Expr) -> Option<ValueSrc> {
     match e {
         Expr::Nested(inner) => value_src(inner),
-        Expr::Cast { expr, .. } => value_src(expr),
+        // A cast may change the value (`'USA'::varchar(2)` is 'US', `5.7::int` is 6): follow
+        // only casts that keep a literal as written.
+        Expr::Cast {
+            expr, data_type, ..
+        } => {
+            let v = value_src(expr)?;
+            let ty = data_type.to_string().to_lowercase();
+            let literal = match &v {
+                ValueSrc::Literal(s) => Some(s.as_str()),
+                _ => None,
+            };
+            let keeps = match ty.as_str() {
+                "text"
+                | "uuid"
+                | "varchar"
+                | "character varying"
+                | "timestamp"
+                | "timestamp without time zone" => true,
+                "date" => literal.is_none_or(|s| s.len() == 10),
+                "bigint" | "int8" | "integer" | "int" | "int4" | "smallint" | "int2" => literal
+                    .is_none_or(|s| {
+                        s.trim_start_matches('-')
+                            .bytes()
+                            .all(|b| b.is_ascii_digit())
+                    }),
+                _ => false,
+            };
+            keeps.then_some(v)
+        }
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) => Some(ValueSrc::Literal(n.to_string())),
             Value::SingleQuotedString(s) => Some(ValueSrc::Literal(string_value(s))),

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, ObjectName, Query, Select,
-    TableFactor, TableWithJoins, Visit, Visitor,
+    TableAlias, TableFactor, TableWithJoins, Visit, Visitor,
 };
 
 use super::derived::Derived;
@@ -50,7 +50,13 @@ struct Binding {
     reference: bool,
     /// A derived table or CTE read per node: its SELECT and the alias of its anchor there.
     link: Option<(usize, String)>,
+    /// On the NULL-extended side of an outer join: its key is NULL in rows of every node.
+    nullable: bool,
 }
+
+/// An outer join's ON condition and the bindings on its NULL-extended side (None: both sides,
+/// as in a FULL join). A pin may cross its key equalities only towards that side.
+type OuterCond<'e> = (&'e Expr, Option<std::ops::Range<usize>>);
 
 /// What a FROM item contributes to the outer-join check: rows of some nodes, or the same rows
 /// on every node (which a per-node outer join would repeat).
@@ -98,12 +104,15 @@ pub struct Found {
     /// A subquery or CTE in FROM that needs rows of several nodes at once (or reads local
     /// tables).
     pub opaque_from: bool,
+    /// `FROM ONLY t` of a sharded table (the parser reads it as table `only` aliased `t`).
+    pub only: Option<String>,
 }
 
 pub struct Collector<'a> {
     map: &'a ShardMap,
-    /// Bindings of the scope being built joined by USING on their keys (indexes into it).
-    using_eqs: Vec<(usize, usize)>,
+    /// Bindings of the scope being built joined by USING on their keys (indexes into it), and
+    /// whether a pin may cross from the right one to the left one (not into a preserved side).
+    using_eqs: Vec<(usize, usize, bool)>,
     top: Option<*const Select>,
     ctes: HashMap<String, Derived>,
     pub found: Found,
@@ -124,22 +133,42 @@ impl<'a> Collector<'a> {
     pub fn scope(&mut self, from: &[TableWithJoins], selection: Option<&Expr>, top: bool) {
         let mut bindings = Vec::new();
         let mut conds: Vec<&Expr> = selection.into_iter().collect();
-        let mut outer_conds: Vec<&Expr> = Vec::new();
+        let mut outer_conds: Vec<OuterCond> = Vec::new();
         for twj in from {
             self.flatten(twj, &mut bindings, &mut conds, &mut outer_conds, top);
         }
         self.finish_scope(bindings, conds, outer_conds, top);
     }
 
-    fn binding(&self, name: &ObjectName, alias: Option<&Ident>) -> Option<Binding> {
+    fn binding(&self, name: &ObjectName, alias: Option<&TableAlias>) -> Option<Binding> {
         let table = table_name(name);
+        // A CTE of that name hides the table (PostgreSQL looks CTEs up first).
+        if name.0.len() == 1 && self.ctes.contains_key(&table) {
+            return None;
+        }
         let dist = self.map.get(&table)?;
+        // `AS a (x, y, ...)` renames columns by position: follow the key's position when known.
+        let columns: Vec<String> = alias
+            .map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect())
+            .unwrap_or_default();
+        let key = if columns.is_empty() {
+            dist.column.clone()
+        } else {
+            match self.map.key_position(&table) {
+                Some(p) if p < columns.len() => columns[p].clone(),
+                Some(_) if !columns.contains(&dist.column) => dist.column.clone(),
+                _ => String::new(),
+            }
+        };
         Some(Binding {
-            alias: alias.map(ident_name).unwrap_or_else(|| table.clone()),
-            key: dist.column.clone(),
+            alias: alias
+                .map(|a| ident_name(&a.name))
+                .unwrap_or_else(|| table.clone()),
+            key,
             reference: dist.is_reference(),
             table,
             link: None,
+            nullable: false,
         })
     }
 
@@ -148,7 +177,7 @@ impl<'a> Collector<'a> {
         twj: &'e TableWithJoins,
         bindings: &mut Vec<Binding>,
         conds: &mut Vec<&'e Expr>,
-        outer: &mut Vec<&'e Expr>,
+        outer: &mut Vec<OuterCond<'e>>,
         top: bool,
     ) {
         let first = bindings.len();
@@ -157,35 +186,42 @@ impl<'a> Collector<'a> {
         for j in &twj.joins {
             let before = bindings.len();
             self.factor(&j.relation, bindings, conds, outer, top);
-            let (constraint, outer_join) = match &j.join_operator {
+            let after = bindings.len();
+            // The NULL-extended side of an outer join, if any (None inside: both sides).
+            let (constraint, nulls) = match &j.join_operator {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::CrossJoin(c) => {
-                    (Some(c), false)
+                    (Some(c), None)
                 }
                 JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
                     if leftmost_is_reference {
                         self.found.outer_join_risk = true;
                     }
-                    (Some(c), true)
+                    (Some(c), Some(Some(before..after)))
                 }
-                JoinOperator::Right(c)
-                | JoinOperator::RightOuter(c)
-                | JoinOperator::FullOuter(c) => {
+                JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
                     self.found.outer_join_risk = true;
-                    (Some(c), true)
+                    (Some(c), Some(Some(first..before)))
+                }
+                JoinOperator::FullOuter(c) => {
+                    self.found.outer_join_risk = true;
+                    (Some(c), Some(None))
                 }
                 _ => {
                     self.found.outer_join_risk = true;
-                    (None, true)
+                    (None, Some(None))
                 }
             };
-            match constraint {
-                Some(JoinConstraint::On(e)) => {
-                    if outer_join {
-                        outer.push(e);
-                    } else {
-                        conds.push(e);
-                    }
+            if let Some(side) = &nulls {
+                let range = side.clone().unwrap_or(first..after);
+                for b in &mut bindings[range] {
+                    b.nullable = true;
                 }
+            }
+            match constraint {
+                Some(JoinConstraint::On(e)) => match nulls {
+                    Some(side) => outer.push((e, side)),
+                    None => conds.push(e),
+                },
                 // USING (key): the joined table's key equals the same-named key on the left.
                 Some(JoinConstraint::Using(cols)) if bindings.len() == before + 1 => {
                     let r = before;
@@ -197,7 +233,8 @@ impl<'a> Collector<'a> {
                         if let Some(l) =
                             (first..r).find(|&i| !bindings[i].reference && bindings[i].key == name)
                         {
-                            self.using_eqs.push((l, r));
+                            // Only an inner USING lets a pin on the right cross to the left.
+                            self.using_eqs.push((l, r, nulls.is_none()));
                         }
                     }
                 }
@@ -212,15 +249,25 @@ impl<'a> Collector<'a> {
         f: &'e TableFactor,
         bindings: &mut Vec<Binding>,
         conds: &mut Vec<&'e Expr>,
-        outer: &mut Vec<&'e Expr>,
+        outer: &mut Vec<OuterCond<'e>>,
         top: bool,
     ) -> Rows {
         match f {
             TableFactor::Table {
                 name, alias, args, ..
             } if args.is_none() => {
-                let alias_name = alias.as_ref().map(|a| &a.name);
-                if let Some(b) = self.binding(name, alias_name) {
+                // On the workers a sharded table is a partitioned table: ONLY sees none of its rows.
+                if let (Some(id), Some(a)) = (name.0.first().and_then(|p| p.as_ident()), alias) {
+                    let t = ident_name(&a.name);
+                    if name.0.len() == 1
+                        && id.quote_style.is_none()
+                        && id.value.eq_ignore_ascii_case("only")
+                        && self.map.get(&t).is_some()
+                    {
+                        self.found.only = Some(t);
+                    }
+                }
+                if let Some(b) = self.binding(name, alias.as_ref()) {
                     let rows = if b.reference {
                         Rows::Replicated
                     } else {
@@ -231,10 +278,7 @@ impl<'a> Collector<'a> {
                 }
                 let table = table_name(name);
                 match self.ctes.get(&table).cloned() {
-                    Some(d) => {
-                        let alias = alias_name.map(ident_name).unwrap_or(table);
-                        self.derived_binding(&d, alias, bindings)
-                    }
+                    Some(d) => self.derived_binding(&d, alias.as_ref(), table, bindings),
                     None => {
                         self.found.touches_local = true;
                         Rows::Distributed
@@ -252,11 +296,12 @@ impl<'a> Collector<'a> {
                     .map(|a| a.columns.iter().map(|c| c.name.clone()).collect())
                     .unwrap_or_default();
                 let d = super::derived::analyze(subquery, &cols, self.map, &self.ctes);
-                let alias = alias
+                // The column list was applied by the analysis itself.
+                let name = alias
                     .as_ref()
                     .map(|a| ident_name(&a.name))
                     .unwrap_or_default();
-                self.derived_binding(&d, alias, bindings)
+                self.derived_binding(&d, None, name, bindings)
             }
             TableFactor::NestedJoin {
                 table_with_joins, ..
@@ -282,7 +327,17 @@ impl<'a> Collector<'a> {
 
     /// A derived table or CTE read: a per-node one becomes a virtual binding distributed like
     /// its anchor table.
-    fn derived_binding(&mut self, d: &Derived, alias: String, bindings: &mut Vec<Binding>) -> Rows {
+    fn derived_binding(
+        &mut self,
+        d: &Derived,
+        alias: Option<&TableAlias>,
+        default_alias: String,
+        bindings: &mut Vec<Binding>,
+    ) -> Rows {
+        let alias_name = alias.map(|a| ident_name(&a.name)).unwrap_or(default_alias);
+        let columns: Vec<String> = alias
+            .map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect())
+            .unwrap_or_default();
         match d {
             Derived::Replicated => Rows::Replicated,
             Derived::Opaque => {
@@ -290,12 +345,21 @@ impl<'a> Collector<'a> {
                 Rows::Replicated
             }
             Derived::PerNode(p) => {
+                let key = p.key.clone().unwrap_or_default();
+                // A column list at the read renames by position, as for a table.
+                let key = match (columns.is_empty(), p.key_pos) {
+                    (true, _) => key,
+                    (false, Some(i)) if i < columns.len() => columns[i].clone(),
+                    (false, Some(_)) if !columns.contains(&key) => key,
+                    _ => String::new(),
+                };
                 bindings.push(Binding {
-                    alias,
+                    alias: alias_name,
                     table: p.table.clone(),
-                    key: p.key.clone().unwrap_or_default(),
+                    key,
                     reference: false,
                     link: Some((p.select, p.anchor.clone())),
+                    nullable: false,
                 });
                 Rows::Distributed
             }
@@ -306,14 +370,14 @@ impl<'a> Collector<'a> {
         &mut self,
         bindings: Vec<Binding>,
         conds: Vec<&Expr>,
-        outer: Vec<&Expr>,
+        outer: Vec<OuterCond>,
         top: bool,
     ) {
         let base = self.found.accesses.len();
         let using = std::mem::take(&mut self.using_eqs);
         // An unqualified name of a column joined with USING is the merged column: it names the
         // key of every binding the USING joined.
-        let merged = |i: usize| using.iter().any(|&(l, r)| l == i || r == i);
+        let merged = |i: usize| using.iter().any(|&(l, r, _)| l == i || r == i);
         let unqualified_ok = |i: usize| {
             let b = &bindings[i];
             let same_key = bindings.iter().filter(|o| o.key == b.key).count();
@@ -323,7 +387,7 @@ impl<'a> Collector<'a> {
             for (i, b) in bindings
                 .iter()
                 .enumerate()
-                .filter(|(_, b)| !b.reference && !b.key.is_empty())
+                .filter(|(_, b)| !b.reference && !b.key.is_empty() && !b.nullable)
             {
                 self.found.top_keys.push(format!("{}.{}", b.alias, b.key));
                 if unqualified_ok(i) {
@@ -340,7 +404,13 @@ impl<'a> Collector<'a> {
                     key: &b.key,
                     unqualified_ok: unqualified_ok(i),
                 };
-                conds.iter().fold(Pin::All, |p, c| p.and(pin_of(c, &m)))
+                let pin = conds.iter().fold(Pin::All, |p, c| p.and(pin_of(c, &m)));
+                // `e.k IS NULL` on the NULL-extended side holds for rows of every node.
+                if b.nullable && pin.may_be_null() {
+                    Pin::All
+                } else {
+                    pin
+                }
             };
             if let Some((select, anchor)) = &b.link {
                 self.found
@@ -350,15 +420,32 @@ impl<'a> Collector<'a> {
             self.found.accesses.push(Access {
                 table: b.table.clone(),
                 alias: b.alias.clone(),
+                key: b.key.clone(),
                 pin,
                 top,
             });
         }
         // Equalities between two bindings' distribution columns, from USING and from AND-ed
-        // conditions.
-        let mut eqs: Vec<(usize, usize)> =
-            using.iter().map(|&(l, r)| (base + l, base + r)).collect();
-        for c in conds.iter().chain(outer.iter()) {
+        // conditions, with whether a pin may cross them both ways (else only a → b).
+        let mut eqs: Vec<(usize, usize, bool)> = using
+            .iter()
+            .map(|&(l, r, both)| (base + l, base + r, both))
+            .collect();
+        let key_of = |x: &Expr| {
+            bindings.iter().position(|b| {
+                !b.reference
+                    && !b.key.is_empty()
+                    && Matcher {
+                        alias: &b.alias,
+                        key: &b.key,
+                        unqualified_ok: false,
+                    }
+                    .is_key(x)
+            })
+        };
+        let inner = conds.iter().map(|c| (*c, None, true));
+        let outer_ons = outer.iter().map(|(c, side)| (*c, side.clone(), false));
+        for (c, side, strict) in inner.chain(outer_ons) {
             conjuncts(c, &mut |e| {
                 if let Expr::BinaryOp {
                     left,
@@ -366,37 +453,44 @@ impl<'a> Collector<'a> {
                     right,
                 } = e
                 {
-                    let side = |x: &Expr| {
-                        bindings.iter().position(|b| {
-                            !b.reference
-                                && !b.key.is_empty()
-                                && Matcher {
-                                    alias: &b.alias,
-                                    key: &b.key,
-                                    unqualified_ok: false,
-                                }
-                                .is_key(x)
-                        })
-                    };
-                    if let (Some(a), Some(b)) = (side(left), side(right)) {
-                        if a != b {
-                            eqs.push((base + a, base + b));
+                    if let (Some(a), Some(b)) = (key_of(left), key_of(right)) {
+                        if a == b {
+                            return;
+                        }
+                        // In an outer join's ON, a pin crosses only into the NULL-extended
+                        // side: the preserved side keeps its rows whatever matches.
+                        let into = |i: usize| side.as_ref().is_some_and(|r| r.contains(&i));
+                        if strict {
+                            eqs.push((base + a, base + b, true));
+                        } else if into(b) && !into(a) {
+                            eqs.push((base + a, base + b, false));
+                        } else if into(a) && !into(b) {
+                            eqs.push((base + b, base + a, false));
+                        } else {
+                            // Both sides nullable (FULL JOIN): co-located, but no pin crosses.
+                            self.found.key_joins.push((base + a, base + b));
                         }
                     }
                 }
             });
         }
-        // A pin on one side of a key equality pins the other side too.
+        // A pin on one side of a key equality pins the other side too. An IS NULL pin never
+        // crosses: NULL keys match nothing, so the other side's rows are not limited by it.
         let direct: Vec<Pin> = self.found.accesses[base..]
             .iter()
             .map(|a| a.pin.clone())
             .collect();
-        for &(a, b) in &eqs {
+        for &(a, b, both) in &eqs {
             let (pa, pb) = (direct[a - base].clone(), direct[b - base].clone());
             let acc = &mut self.found.accesses;
-            acc[a].pin = acc[a].pin.clone().and(pb);
-            acc[b].pin = acc[b].pin.clone().and(pa);
+            if !pa.may_be_null() {
+                acc[b].pin = acc[b].pin.clone().and(pa);
+            }
+            if both && !pb.may_be_null() {
+                acc[a].pin = acc[a].pin.clone().and(pb);
+            }
         }
+        let eqs: Vec<(usize, usize)> = eqs.into_iter().map(|(a, b, _)| (a, b)).collect();
         self.found.key_joins.extend(eqs);
     }
 }

@@ -35,8 +35,9 @@ fn key_access(
     let candidates: Vec<usize> = range
         .filter(|&i| {
             let a = &found.accesses[i];
-            map.get(&a.table)
-                .is_some_and(|t| !t.is_reference() && t.column == r.1)
+            map.get(&a.table).is_some_and(|t| !t.is_reference())
+                && !a.key.is_empty()
+                && a.key == r.1
                 && r.0.as_ref().is_none_or(|q| *q == a.alias)
         })
         .collect();
@@ -126,6 +127,10 @@ fn in_subquery(
         return None;
     }
     let sel = simple_select(q)?;
+    // DISTINCT ON keeps one row per value across all nodes, not per node.
+    if matches!(sel.distinct, Some(sqlparser::ast::Distinct::On(_))) {
+        return None;
+    }
     let range = scope_of(found, sel)?;
     let outer = key_access(found, map, top, &column_ref(expr)?)?;
     let [item] = sel.projection.as_slice() else {

@@ -11,8 +11,8 @@ use crate::plan::build::{func, ident};
 use crate::plan::route::Values;
 
 use super::{
-    bad, is_agg_call, item_expr, number, order_exprs, resolve_output, same, set_order, template,
-    Combine, Merge,
+    bad, group_output, is_agg_call, item_expr, number, order_exprs, resolve_output, same,
+    set_order, template, Combine, Merge,
 };
 
 struct AggCollector<'a> {
@@ -226,7 +226,7 @@ pub(super) fn final_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<
             if matches!(g, Expr::Rollup(_) | Expr::Cube(_) | Expr::GroupingSets(_)) {
                 return Err(bad("ROLLUP, CUBE or GROUPING SETS"));
             }
-            let e = match resolve_output(g, &sel.projection)? {
+            let e = match group_output(g, &sel.projection)? {
                 Ok(pos) => item_expr(&sel.projection[pos])
                     .cloned()
                     .unwrap_or_else(|| g.clone()),

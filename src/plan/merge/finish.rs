@@ -15,6 +15,40 @@ use super::{bad, number, Combine, Merge};
 /// The finished coordinator query for partial columns of the given type names, reading them
 /// from `$first..` as arrays, each output cast to the original query's column type and named
 /// as PostgreSQL named it.
+/// `CASE WHEN numer <= 0 THEN 0 * den ELSE value END`: 0 (or NULL when `den` is NULL).
+fn zero_or(numer: Expr, den: Expr, value: Expr) -> SgResult<Expr> {
+    let template = "CASE WHEN _sg_a <= 0 THEN 0 * _sg_b ELSE _sg_c END";
+    let mut e = match crate::analyze::parse_sql(&format!("SELECT {template}"))
+        .map_err(SgError::internal)?
+        .into_iter()
+        .next()
+    {
+        Some(sqlparser::ast::Statement::Query(q)) => match *q.body {
+            sqlparser::ast::SetExpr::Select(sel) => match sel.projection.into_iter().next() {
+                Some(sqlparser::ast::SelectItem::UnnamedExpr(e)) => e,
+                _ => return Err(SgError::internal("variance template")),
+            },
+            _ => return Err(SgError::internal("variance template")),
+        },
+        _ => return Err(SgError::internal("variance template")),
+    };
+    let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+        if let Expr::Identifier(id) = x {
+            let with = match id.value.as_str() {
+                "_sg_a" => Some(numer.clone()),
+                "_sg_b" => Some(den.clone()),
+                "_sg_c" => Some(value.clone()),
+                _ => None,
+            };
+            if let Some(w) = with {
+                *x = Expr::Nested(Box::new(w));
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    Ok(e)
+}
+
 pub fn finish(
     m: &Merge,
     col_types: &[String],
@@ -92,17 +126,12 @@ pub fn finish(
                     op: BinaryOperator::Multiply,
                     right: Box::new(b),
                 };
-                let numer = func(
-                    "greatest",
-                    vec![
-                        Expr::BinaryOp {
-                            left: Box::new(mul(nn.clone(), sum(*ss))),
-                            op: BinaryOperator::Minus,
-                            right: Box::new(mul(sum(*s), sum(*s))),
-                        },
-                        number(0),
-                    ],
-                );
+                let numer_raw = Expr::BinaryOp {
+                    left: Box::new(mul(nn.clone(), sum(*ss))),
+                    op: BinaryOperator::Minus,
+                    right: Box::new(mul(sum(*s), sum(*s))),
+                };
+                let numer = func("greatest", vec![numer_raw.clone(), number(0)]);
                 let denom = if *samp {
                     mul(
                         nn.clone(),
@@ -118,7 +147,7 @@ pub fn finish(
                 let var = Expr::BinaryOp {
                     left: Box::new(numer),
                     op: BinaryOperator::Divide,
-                    right: Box::new(func("nullif", vec![denom, number(0)])),
+                    right: Box::new(func("nullif", vec![denom.clone(), number(0)])),
                 };
                 let v = if *stddev {
                     func(
@@ -128,6 +157,9 @@ pub fn finish(
                 } else {
                     var
                 };
+                // A numerator of zero (or less, by rounding) gives a plain 0 of scale 0, and
+                // too few rows NULL, in that order of checks.
+                let v = zero_or(numer_raw, func("nullif", vec![denom.clone(), number(0)]), v)?;
                 if matches!(ty(*t).as_str(), "float4" | "float8") {
                     cast(v, "float8")
                 } else {

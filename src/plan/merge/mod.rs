@@ -149,7 +149,7 @@ fn resolve_output<'a>(e: &'a Expr, items: &'a [SelectItem]) -> SgResult<Result<u
 
 fn is_agg_call(f: &Function) -> Option<String> {
     let name = crate::analyze::scope::function_name(f);
-    (f.over.is_none() && is_aggregate_name(&name)).then_some(name)
+    (f.over.is_none() && (is_aggregate_name(&name) || !f.within_group.is_empty())).then_some(name)
 }
 
 /// Builds the merge plan for a SELECT that runs on several nodes.
@@ -175,15 +175,11 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values) -> SgResult<Merge> {
         }
         GroupByExpr::All(_) => return Err(bad("GROUP BY ALL")),
     };
+    // The main query's own aggregates (select list, HAVING, ORDER BY), not its subqueries'.
     let mut has_agg = false;
-    for item in &sel.projection {
-        let _ = sqlparser::ast::visit_expressions(item, |e: &Expr| {
-            if let Expr::Function(f) = e {
-                has_agg |= is_agg_call(f).is_some();
-            }
-            std::ops::ControlFlow::<()>::Continue(())
-        });
-    }
+    crate::analyze::aggregates::top_level_functions(&q, &mut |f| {
+        has_agg |= is_agg_call(f).is_some() || !f.within_group.is_empty();
+    });
     has_agg |= sel.having.is_some();
     let distinct = matches!(sel.distinct, Some(Distinct::Distinct));
     // Groups (or DISTINCT rows) that include a distribution key live on one node each: the
@@ -198,7 +194,7 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values) -> SgResult<Merge> {
     };
     let group_has_key = match &sel.group_by {
         GroupByExpr::Expressions(v, _) => {
-            v.iter().any(|g| match resolve_output(g, &sel.projection) {
+            v.iter().any(|g| match group_output(g, &sel.projection) {
                 Ok(Ok(i)) => item_expr(&sel.projection[i]).is_some_and(keyed),
                 Ok(Err(e)) => keyed(e),
                 Err(_) => false,
@@ -215,6 +211,12 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values) -> SgResult<Merge> {
             return Err(bad("window functions over grouped rows of several nodes"));
         }
         return sort_plan(&q, sel, values);
+    }
+    if (grouped || has_agg || distinct) && has_subquery(&q, sel) {
+        // The rewrites below would reach into the subquery's own expressions.
+        return Err(bad(
+            "a subquery in the select list, HAVING or ORDER BY of a grouped or DISTINCT query",
+        ));
     }
     if grouped || has_agg {
         return final_plan(&q, sel, values);
@@ -240,8 +242,65 @@ fn set_order(q: &mut Query, order: Vec<OrderByExpr>) {
     };
 }
 
-/// Expressions equal up to the qualifiers of column references.
+/// Whether the main query's select list, HAVING or ORDER BY holds a subquery.
+fn has_subquery(q: &Query, sel: &sqlparser::ast::Select) -> bool {
+    let mut found = false;
+    let mut look = |e: &Expr| {
+        found |= matches!(
+            e,
+            Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }
+        );
+        std::ops::ControlFlow::<()>::Continue(())
+    };
+    let _ = sqlparser::ast::visit_expressions(&sel.projection, &mut look);
+    let _ = sqlparser::ast::visit_expressions(&sel.having, &mut look);
+    let _ = sqlparser::ast::visit_expressions(&q.order_by, &mut look);
+    found
+}
+
+/// The output column a GROUP BY item names. PostgreSQL resolves a GROUP BY name to an input
+/// column before an output alias (parse_clause.c, findTargetlistEntrySQL92): an alias whose own
+/// expression uses a column of that name (`length(region) AS region`) is not followed.
+fn group_output<'a>(g: &'a Expr, items: &'a [SelectItem]) -> SgResult<Result<usize, &'a Expr>> {
+    let resolved = resolve_output(g, items)?;
+    if let (Expr::Identifier(id), Ok(i)) = (g, &resolved) {
+        let name = ident_name(id);
+        let mut uses_name = false;
+        if let Some(e) = item_expr(&items[*i]) {
+            let _ = sqlparser::ast::visit_expressions(e, |x: &Expr| {
+                let col = match x {
+                    Expr::Identifier(c) => Some(ident_name(c)),
+                    Expr::CompoundIdentifier(p) => p.last().map(ident_name),
+                    _ => None,
+                };
+                uses_name |= col.as_deref() == Some(name.as_str());
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+        }
+        if uses_name && !matches!(item_expr(&items[*i]), Some(Expr::Identifier(_))) {
+            return Ok(Err(g));
+        }
+    }
+    Ok(resolved)
+}
+
+/// Expressions equal up to the qualifiers of column references, when one of them names no
+/// qualifier at all (`country` and `r.country`; but `r.country` and `c.country` differ).
 fn same(a: &Expr, b: &Expr) -> bool {
+    fn qualified(e: &Expr) -> bool {
+        let mut q = false;
+        let _ = sqlparser::ast::visit_expressions(e, |x: &Expr| {
+            q |= matches!(x, Expr::CompoundIdentifier(_));
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        q
+    }
+    if a.to_string().to_lowercase() == b.to_string().to_lowercase() {
+        return true;
+    }
+    if qualified(a) && qualified(b) {
+        return false;
+    }
     fn norm(e: &Expr) -> String {
         let mut e = e.clone();
         let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
