@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use sqlparser::ast::{
     Distinct, Expr, GroupByExpr, Ident, JoinOperator, Query, Select, SelectItem, SetExpr,
-    TableFactor, TableWithJoins, WindowType,
+    TableAlias, TableFactor, TableWithJoins, WindowType,
 };
 
 use super::scope::{function_name, ident_name, table_name};
@@ -39,6 +39,25 @@ pub struct PerNode {
     pub key: Option<String>,
     /// Its position among the output columns, when known.
     pub key_pos: Option<usize>,
+}
+
+/// The column list of `AS a (x, y, ...)`, as written.
+pub fn alias_idents(alias: Option<&TableAlias>) -> Vec<Ident> {
+    alias
+        .map(|a| a.columns.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The name a key column goes by under a column list that renames columns by position:
+/// `key_pos` is its position when known; None when the list makes it unknown.
+pub fn renamed_key(key: &str, key_pos: Option<usize>, columns: &[Ident]) -> Option<String> {
+    let names: Vec<String> = columns.iter().map(ident_name).collect();
+    match (names.is_empty(), key_pos) {
+        (true, _) => Some(key.to_string()),
+        (false, Some(p)) if p < names.len() => Some(names[p].clone()),
+        (false, Some(_)) if !names.iter().any(|n| n == key) => Some(key.to_string()),
+        _ => None,
+    }
 }
 
 /// A distributed (or per-node virtual) table in the subquery's FROM.
@@ -210,10 +229,7 @@ fn factor_member(
             name, alias, args, ..
         } if args.is_none() => {
             let table = table_name(name);
-            let columns: Vec<String> = alias
-                .as_ref()
-                .map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect())
-                .unwrap_or_default();
+            let columns = alias_idents(alias.as_ref());
             let alias_name = named(alias, table.clone());
             // A CTE of that name hides the table (PostgreSQL looks CTEs up first).
             let cte = (name.0.len() == 1).then(|| ctes.get(&table)).flatten();
@@ -225,15 +241,7 @@ fn factor_member(
                 derived(d, alias_name, out)
             } else if let Some(d) = map.get(&table) {
                 if !d.is_reference() {
-                    let key = if columns.is_empty() {
-                        Some(d.column.clone())
-                    } else {
-                        match map.key_position(&table) {
-                            Some(p) if p < columns.len() => Some(columns[p].clone()),
-                            Some(_) if !columns.contains(&d.column) => Some(d.column.clone()),
-                            _ => None,
-                        }
-                    };
+                    let key = renamed_key(&d.column, map.key_position(&table), &columns);
                     out.push(Member {
                         alias: alias_name,
                         table,
@@ -256,11 +264,7 @@ fn factor_member(
             alias,
             ..
         } => {
-            let cols: Vec<Ident> = alias
-                .as_ref()
-                .map(|a| a.columns.iter().map(|c| c.name.clone()).collect())
-                .unwrap_or_default();
-            let d = analyze(subquery, &cols, map, ctes);
+            let d = analyze(subquery, &alias_idents(alias.as_ref()), map, ctes);
             derived(&d, named(alias, String::new()), out)
         }
         TableFactor::NestedJoin {

@@ -10,7 +10,7 @@ use sqlparser::ast::{
     TableAlias, TableFactor, TableWithJoins, Visit, Visitor,
 };
 
-use super::derived::Derived;
+use super::derived::{alias_idents, renamed_key, Derived};
 use super::pins::{pin_of, KeyMatcher, Pin};
 use super::Access;
 use crate::shardmap::ShardMap;
@@ -148,18 +148,12 @@ impl<'a> Collector<'a> {
         }
         let dist = self.map.get(&table)?;
         // `AS a (x, y, ...)` renames columns by position: follow the key's position when known.
-        let columns: Vec<String> = alias
-            .map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect())
-            .unwrap_or_default();
-        let key = if columns.is_empty() {
-            dist.column.clone()
-        } else {
-            match self.map.key_position(&table) {
-                Some(p) if p < columns.len() => columns[p].clone(),
-                Some(_) if !columns.contains(&dist.column) => dist.column.clone(),
-                _ => String::new(),
-            }
-        };
+        let key = renamed_key(
+            &dist.column,
+            self.map.key_position(&table),
+            &alias_idents(alias),
+        )
+        .unwrap_or_default();
         Some(Binding {
             alias: alias
                 .map(|a| ident_name(&a.name))
@@ -291,10 +285,7 @@ impl<'a> Collector<'a> {
                 alias,
                 ..
             } => {
-                let cols: Vec<Ident> = alias
-                    .as_ref()
-                    .map(|a| a.columns.iter().map(|c| c.name.clone()).collect())
-                    .unwrap_or_default();
+                let cols = alias_idents(alias.as_ref());
                 let d = super::derived::analyze(subquery, &cols, self.map, &self.ctes);
                 // The column list was applied by the analysis itself.
                 let name = alias
@@ -335,9 +326,6 @@ impl<'a> Collector<'a> {
         bindings: &mut Vec<Binding>,
     ) -> Rows {
         let alias_name = alias.map(|a| ident_name(&a.name)).unwrap_or(default_alias);
-        let columns: Vec<String> = alias
-            .map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect())
-            .unwrap_or_default();
         match d {
             Derived::Replicated => Rows::Replicated,
             Derived::Opaque => {
@@ -345,14 +333,12 @@ impl<'a> Collector<'a> {
                 Rows::Replicated
             }
             Derived::PerNode(p) => {
-                let key = p.key.clone().unwrap_or_default();
                 // A column list at the read renames by position, as for a table.
-                let key = match (columns.is_empty(), p.key_pos) {
-                    (true, _) => key,
-                    (false, Some(i)) if i < columns.len() => columns[i].clone(),
-                    (false, Some(_)) if !columns.contains(&key) => key,
-                    _ => String::new(),
-                };
+                let key = p
+                    .key
+                    .as_deref()
+                    .and_then(|k| renamed_key(k, p.key_pos, &alias_idents(alias)))
+                    .unwrap_or_default();
                 bindings.push(Binding {
                     alias: alias_name,
                     table: p.table.clone(),
