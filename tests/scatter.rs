@@ -4,199 +4,16 @@
 //! and bytes per value in binary format (extended protocol). Queries whose ORDER BY is a total
 //! order are compared in order, the rest as multisets; a query starting with `~` has an ORDER BY
 //! with ties (the `~` is stripped, rows compared sorted). `{u0}`..`{u9}` stand for the first user
-//! UUIDs of the generated data. Each theme reports all of its mismatches at once. Known bugs are
-//! kept at the end as ignored tests named after them (`cargo test --test scatter -- --ignored`).
+//! UUIDs of the generated data. Each theme reports all of its mismatches at once; an error from
+//! the oracle is always a mismatch here. The comparison machinery is in tests/common/diff.rs.
+//! Known bugs are kept at the end as ignored tests named after them
+//! (`cargo test --test scatter -- --ignored`).
 
 mod common;
 
-use std::fmt::Debug;
-
+use common::diff::*;
 use common::*;
-use tokio_postgres::types::{FromSql, ToSql, Type};
-use tokio_postgres::{Client, Error};
-
-// ---------- comparison machinery ----------
-
-/// A value read in binary format, kept as its raw bytes.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Raw(Option<Vec<u8>>);
-
-impl<'a> FromSql<'a> for Raw {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(Some(raw.to_vec())))
-    }
-    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(None))
-    }
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
-
-impl Debug for Raw {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Some(b) = &self.0 else {
-            return f.write_str("NULL");
-        };
-        let h: String = b.iter().take(24).map(|x| format!("{x:02x}")).collect();
-        let more = if b.len() > 24 {
-            format!("..({}B)", b.len())
-        } else {
-            String::new()
-        };
-        write!(f, "{h}{more}")
-    }
-}
-
-/// Columns, rows and the row count of one result.
-type Res<C, R> = Result<(Vec<C>, Vec<R>, u64), Error>;
-type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
-
-async fn text(c: &Client, sql: &str) -> Res<String, Vec<Option<String>>> {
-    simple1(c, sql).await.map(|t| (t.columns, t.rows, t.count))
-}
-
-/// Extended protocol, binary results; columns (name, type OID, type modifier) from the prepared
-/// statement, so an empty result has them too.
-async fn binary(c: &Client, sql: &str, params: Params<'_>) -> Res<(String, u32, i32), Vec<Raw>> {
-    let st = c.prepare(sql).await?;
-    let col = |c: &tokio_postgres::Column| (c.name().into(), c.type_().oid(), c.type_modifier());
-    let cols = st.columns().iter().map(col).collect();
-    let rows: Vec<Vec<Raw>> = (c.query(&st, params).await?.iter())
-        .map(|r| (0..r.len()).map(|i| r.get::<_, Raw>(i)).collect())
-        .collect();
-    let n = rows.len() as u64;
-    Ok((cols, rows, n))
-}
-
-/// (SQL to send with the UUIDs filled in, compare in order?)
-fn prepare_sql(q: &str) -> (String, bool) {
-    let (body, ordered) = match q.strip_prefix('~') {
-        Some(rest) => (rest, false),
-        None => (q, q.to_uppercase().contains("ORDER BY")),
-    };
-    let mut sql = body.to_string();
-    for (i, u) in data().users.iter().take(10).enumerate() {
-        sql = sql.replace(&format!("{{u{i}}}"), u);
-    }
-    (sql, ordered)
-}
-
-fn show_err<T>(r: &Result<T, Error>) -> String {
-    r.as_ref()
-        .err()
-        .map(describe)
-        .unwrap_or_else(|| "ok".into())
-}
-
-/// Pushes a description of how shardgate's result differs from the oracle's, if it does.
-fn compare<C: PartialEq + Debug, R: Ord + Debug>(
-    how: &str,
-    sql: &str,
-    ordered: bool,
-    (got, want): (Res<C, R>, Res<C, R>),
-    fails: &mut Vec<String>,
-) {
-    let msg = match (got, want) {
-        (Ok(mut g), Ok(mut w)) => {
-            if !ordered {
-                g.1.sort();
-                w.1.sort();
-            }
-            if g.0 != w.0 {
-                format!("columns {:?} vs oracle {:?}", g.0, w.0)
-            } else if g.1 != w.1 || g.2 != w.2 {
-                let i = (g.1.iter().zip(&w.1).position(|(a, b)| a != b))
-                    .unwrap_or(g.1.len().min(w.1.len()));
-                format!(
-                    "{} rows (count {}) vs oracle {} (count {}); first difference at row {i}: \
-                     shardgate {:?} / oracle {:?}",
-                    g.1.len(),
-                    g.2,
-                    w.1.len(),
-                    w.2,
-                    g.1.get(i),
-                    w.1.get(i)
-                )
-            } else {
-                return;
-            }
-        }
-        (g, w) => format!("shardgate: {} / oracle: {}", show_err(&g), show_err(&w)),
-    };
-    fails.push(format!("[{how}] {sql}\n  {msg}"));
-}
-
-/// Compares one query in text format (unless it has parameters) and in binary format.
-async fn check(sg: &Client, or: &Client, q: &str, params: Params<'_>, fails: &mut Vec<String>) {
-    let (sql, ordered) = prepare_sql(q);
-    if params.is_empty() {
-        let both = (text(sg, &sql).await, text(or, &sql).await);
-        compare("text", &sql, ordered, both, fails);
-    }
-    let both = (
-        binary(sg, &sql, params).await,
-        binary(or, &sql, params).await,
-    );
-    compare("binary", &sql, ordered, both, fails);
-}
-
-fn report(name: &str, n: usize, fails: &[String]) {
-    println!("{name}: {n} queries checked, {} mismatches", fails.len());
-    assert!(
-        fails.is_empty(),
-        "{name}: {} mismatches:\n{}",
-        fails.len(),
-        fails.join("\n")
-    );
-}
-
-async fn run_theme(name: &str, queries: &[&str]) {
-    let (sg, or) = (connect().await, oracle().await);
-    let mut fails = Vec::new();
-    for q in queries {
-        check(&sg, &or, q, &[], &mut fails).await;
-    }
-    report(name, queries.len(), &fails);
-}
-
-/// Each query must be refused with 0A000 or answered exactly as the oracle answers it.
-async fn run_refused_or_right(name: &str, queries: &[&str]) {
-    let (sg, or) = (connect().await, oracle().await);
-    let (mut fails, mut refused) = (Vec::new(), 0);
-    for q in queries {
-        let mut mine = Vec::new();
-        check(&sg, &or, q, &[], &mut mine).await;
-        if mine.is_empty() || !mine.iter().all(|f| f.contains("shardgate: 0A000")) {
-            fails.extend(mine);
-        } else {
-            println!("  refused: {q}");
-            refused += 1;
-        }
-    }
-    report(
-        &format!("{name} ({refused} refused)"),
-        queries.len(),
-        &fails,
-    );
-}
-
-/// One test per table of queries; `ignore` with the bug's description for the known bugs.
-macro_rules! suite {
-    ($run:ident: $($test:ident = $queries:expr;)*) => {$(
-        #[tokio::test]
-        async fn $test() {
-            $run(stringify!($test), $queries).await;
-        }
-    )*};
-    ($run:ident ignored: $($test:ident ($why:literal) = $queries:expr;)*) => {$(
-        #[tokio::test]
-        #[ignore = $why]
-        async fn $test() {
-            $run(stringify!($test), $queries).await;
-        }
-    )*};
-}
+use tokio_postgres::types::ToSql;
 
 // ---------- the queries, by theme ----------
 
@@ -574,7 +391,7 @@ async fn with_parameters() {
         ("SELECT type, count(*) FROM user_events WHERE type <> $1 GROUP BY type ORDER BY 2 DESC, 1", vec![&"view"]),
     ];
     for (sql, params) in &cases {
-        check(&sg, &or, sql, params, &mut fails).await;
+        check(&sg, &or, sql, params, OracleError::Mismatch, &mut fails).await;
     }
     report("with_parameters (binary only)", cases.len(), &fails);
 }
@@ -628,8 +445,8 @@ async fn refused_with_0a000() {
         let bin = binary(&sg, sql, &[]).await.map(|b| b.1.len());
         for (how, r) in [("text", text), ("binary", bin)] {
             match r {
-                Err(e) if sqlstate(&e) == "0A000" => {}
-                Err(e) => fails.push(format!("[{how}] {sql}: {}", describe(&e))),
+                Err(e) if e.code == "0A000" => {}
+                Err(e) => fails.push(format!("[{how}] {sql}: {}", e.text)),
                 Ok(n) => fails.push(format!("[{how}] {sql}: answered with {n} rows")),
             }
         }
@@ -668,7 +485,7 @@ async fn explain_shows_the_nodes() {
                     fails.push(format!("{sql}: the plan does not name every node:\n{plan}"));
                 }
             }
-            Err(e) => fails.push(format!("{sql}: {}", describe(&e))),
+            Err(e) => fails.push(format!("{sql}: {}", e.text)),
         }
     }
     report("explain_shows_the_nodes", queries.len(), &fails);

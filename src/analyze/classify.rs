@@ -5,7 +5,7 @@ use sqlparser::ast::{
     AssignmentTarget, FromTable, ObjectType, Query, SetExpr, Statement, UpdateTableFromKind, Visit,
 };
 
-use super::scope::{collect, table_name, Collector};
+use super::scope::{collect, ident_name, table_name, Collector};
 use super::{Access, Kind, Stmt};
 use crate::error::SgError;
 use crate::shardmap::ShardMap;
@@ -78,6 +78,29 @@ fn modifying_cte(q: &Query, map: &ShardMap) -> Option<String> {
         });
         hit.map(|t| format!("INSERT, UPDATE or DELETE of table \"{t}\" inside WITH"))
     })
+}
+
+/// `tableoid` of a sharded table names the worker's partition, not the table: refused rather
+/// than answered with OIDs that differ from one PostgreSQL's.
+pub fn system_column(ast: &Statement, s: &Stmt, map: &ShardMap) -> Option<SgError> {
+    let sharded = s
+        .accesses
+        .iter()
+        .any(|a| map.get(&a.table).is_some_and(|t| !t.is_reference()));
+    if !sharded {
+        return None;
+    }
+    let mut hit = false;
+    let _ = sqlparser::ast::visit_expressions(ast, |e: &sqlparser::ast::Expr| {
+        let name = match e {
+            sqlparser::ast::Expr::Identifier(id) => Some(ident_name(id)),
+            sqlparser::ast::Expr::CompoundIdentifier(p) => p.last().map(ident_name),
+            _ => None,
+        };
+        hit |= name.as_deref() == Some("tableoid");
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    hit.then(|| SgError::unsupported("the system column tableoid of a sharded table"))
 }
 
 pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {

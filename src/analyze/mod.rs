@@ -211,6 +211,9 @@ fn analyze_one(original: &str, text: &str, map: &ShardMap) -> Stmt {
         Ok(mut stmts) if stmts.len() == 1 => {
             let ast = stmts.remove(0);
             let mut s = classify::statement(&ast, original, map);
+            if s.refuse.is_none() {
+                s.refuse = classify::system_column(&ast, &s, map);
+            }
             s.ast = Some(ast);
             s
         }

@@ -4,6 +4,8 @@
 //! through shardgate and loaded with the same deterministic rows as the oracle.
 #![allow(dead_code)]
 
+pub mod diff;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

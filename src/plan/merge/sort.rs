@@ -15,13 +15,28 @@ use super::{
     bad, item_expr, number, order_exprs, resolve_output, same, set_order, template, Merge, SortKey,
 };
 
-fn limit_value(e: &Expr, values: &Values) -> SgResult<u64> {
+/// A LIMIT (or OFFSET) count; None for NULL, which PostgreSQL reads as LIMIT ALL (OFFSET 0).
+/// PostgreSQL casts the expression to bigint, so a numeric rounds half away from zero.
+fn limit_value(e: &Expr, values: &Values, offset: bool) -> SgResult<Option<u64>> {
+    use crate::shardmap::KeyValue;
     let src = crate::analyze::pins::value_src(e)
         .ok_or_else(|| bad("a LIMIT or OFFSET that is not a constant"))?;
-    match values.resolve(&src, KeyType::Int8)? {
-        Some(crate::shardmap::KeyValue::Int(n)) if n >= 0 => Ok(n as u64),
-        None => Ok(u64::MAX),
-        _ => Err(SgError::new("2201W", "LIMIT must not be negative")),
+    let n = match values.resolve(&src, KeyType::Int8) {
+        Ok(Some(KeyValue::Int(n))) => n,
+        Ok(None) => return Ok(None),
+        Ok(_) => return Err(bad("a LIMIT or OFFSET that is not a number")),
+        Err(err) => match values.resolve(&src, KeyType::Text) {
+            Ok(Some(KeyValue::Text(t))) => match t.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() && f.abs() < 9.2e18 => f.round() as i64,
+                _ => return Err(err),
+            },
+            _ => return Err(err),
+        },
+    };
+    match (n < 0, offset) {
+        (false, _) => Ok(Some(n as u64)),
+        (true, false) => Err(SgError::new("2201W", "LIMIT must not be negative")),
+        (true, true) => Err(SgError::new("2201X", "OFFSET must not be negative")),
     }
 }
 
@@ -40,10 +55,10 @@ fn limits(q: &Query, values: &Values) -> SgResult<(Option<u64>, u64)> {
             values,
         )?;
         let n = match &f.quantity {
-            Some(e) => limit_value(e, values)?,
-            None => 1,
+            Some(e) => limit_value(e, values, false)?,
+            None => Some(1),
         };
-        return Ok((Some(n), offset));
+        return Ok((n, offset));
     }
     match &q.limit_clause {
         None => Ok((None, 0)),
@@ -55,13 +70,18 @@ fn limits(q: &Query, values: &Values) -> SgResult<(Option<u64>, u64)> {
             if !limit_by.is_empty() {
                 return Err(bad("LIMIT BY"));
             }
-            let l = limit.as_ref().map(|e| limit_value(e, values)).transpose()?;
+            let l = limit
+                .as_ref()
+                .map(|e| limit_value(e, values, false))
+                .transpose()?
+                .flatten();
             let o = offset
                 .as_ref()
-                .map(|o| limit_value(&o.value, values))
+                .map(|o| limit_value(&o.value, values, true))
                 .transpose()?
+                .flatten()
                 .unwrap_or(0);
-            Ok((l.filter(|l| *l != u64::MAX), o))
+            Ok((l, o))
         }
         Some(LimitClause::OffsetCommaLimit { .. }) => Err(bad("LIMIT offset, count")),
     }
