@@ -39,7 +39,7 @@ pub(super) fn apply_found(s: &mut Stmt, mut f: super::scope::Found, map: &ShardM
     }
     if f.outer_join_risk {
         s.no_scatter.get_or_insert_with(|| {
-            "an outer join that keeps rows of a reference table, across nodes".into()
+            "an outer join that keeps rows present on every node (a reference table, a function such as generate_series, VALUES), across nodes".into()
         });
     }
     // Reference tables read the same on every node; a distributed table in a subquery sees
