@@ -68,7 +68,7 @@ struct Member {
 }
 
 /// The single SELECT of a query with no WITH or set operation.
-fn plain_select(q: &Query) -> Option<&Select> {
+pub fn plain_select(q: &Query) -> Option<&Select> {
     if q.with.is_some() {
         return None;
     }

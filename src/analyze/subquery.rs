@@ -3,7 +3,7 @@
 //! such a subquery can match has the outer row's key, so it lives on the outer row's node; the
 //! subquery's tables are then treated as joined on their keys with the outer table.
 
-use sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr};
+use sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem};
 
 use super::scope::{ident_name, Found};
 use crate::shardmap::ShardMap;
@@ -54,17 +54,6 @@ fn scope_of(found: &Found, sel: &Select) -> Option<std::ops::Range<usize>> {
         .iter()
         .find(|(p, _)| *p == ptr)
         .map(|(_, r)| r.clone())
-}
-
-/// The subquery's single SELECT, if it is one with no set operation or CTE.
-fn simple_select(q: &Query) -> Option<&Select> {
-    if q.with.is_some() {
-        return None;
-    }
-    match q.body.as_ref() {
-        SetExpr::Select(s) => Some(s),
-        _ => None,
-    }
 }
 
 /// Marks the accesses of linkable subqueries in the main SELECT's WHERE as joined on their keys
@@ -126,7 +115,7 @@ fn in_subquery(
     if q.limit_clause.is_some() || q.fetch.is_some() {
         return None;
     }
-    let sel = simple_select(q)?;
+    let sel = super::derived::plain_select(q)?;
     // DISTINCT ON keeps one row per value across all nodes, not per node.
     if matches!(sel.distinct, Some(sqlparser::ast::Distinct::On(_))) {
         return None;
@@ -153,7 +142,7 @@ fn in_subquery(
 
 /// `[NOT] EXISTS (SELECT ... FROM inner WHERE inner.key = outer.key AND ...)`.
 fn exists(q: &Query, top: std::ops::Range<usize>, found: &Found, map: &ShardMap) -> Option<Link> {
-    let sel = simple_select(q)?;
+    let sel = super::derived::plain_select(q)?;
     let range = scope_of(found, sel)?;
     let mut conds = Vec::new();
     conjuncts(sel.selection.as_ref()?, &mut conds);
