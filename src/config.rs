@@ -4,84 +4,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use serde::Deserialize;
+mod sections;
+
+pub use sections::{
+    ListSection, NodeSection, RangeSection, RawConfig, ServerSection, TableSection, UserSection,
+};
 
 use crate::shardmap::{Bound, HashFunc, KeyType, KeyValue, ShardMap, TableDist, TableKind};
-
-#[derive(Debug, Deserialize, Clone)]
-pub struct RawConfig {
-    pub server: ServerSection,
-    #[serde(default)]
-    pub users: Vec<UserSection>,
-    #[serde(default)]
-    pub nodes: Vec<NodeSection>,
-    #[serde(default)]
-    pub tables: Vec<TableSection>,
-}
-
-#[derive(Debug, Deserialize, Clone)]
-pub struct ServerSection {
-    pub listen: String,
-    pub default_node: Option<String>,
-    /// tracing filter, e.g. "info" or "shardgate=debug"; RUST_LOG wins when set.
-    pub log_level: Option<String>,
-    /// Connections per worker node in each pool.
-    pub pool_size: Option<u32>,
-    /// Most rows any coordinator-side buffer (sort, hash aggregate, DISTINCT) may hold.
-    pub max_buffered_rows: Option<usize>,
-    /// Seconds to wait for a worker connection or a worker's reply before giving up.
-    pub worker_timeout_secs: Option<u64>,
-    /// Most concurrent client sessions.
-    pub max_clients: Option<usize>,
-    /// Runtime threads (default: one per core).
-    pub threads: Option<usize>,
-    /// Seconds to wait for a worker's next reply message before giving up on the statement.
-    pub query_timeout_secs: Option<u64>,
-}
-
-#[derive(Debug, Deserialize, Clone)]
-pub struct UserSection {
-    pub name: String,
-    pub password: String,
-}
-
-#[derive(Debug, Deserialize, Clone)]
-pub struct NodeSection {
-    pub name: String,
-    pub url: String,
-}
-
-#[derive(Debug, Deserialize, Clone)]
-pub struct TableSection {
-    pub name: String,
-    pub method: String,
-    pub column: Option<String>,
-    pub shards: Option<u64>,
-    pub placement: Option<Vec<String>>,
-    #[serde(rename = "type")]
-    pub key_type: Option<String>,
-    pub hash: Option<String>,
-    pub ranges: Option<Vec<RangeSection>>,
-    pub lists: Option<Vec<ListSection>>,
-}
-
-#[derive(Debug, Deserialize, Clone)]
-pub struct RangeSection {
-    pub from: Option<toml::Value>,
-    pub to: Option<toml::Value>,
-    #[serde(default)]
-    pub default: bool,
-    pub node: String,
-}
-
-#[derive(Debug, Deserialize, Clone)]
-pub struct ListSection {
-    #[serde(default)]
-    pub values: Vec<toml::Value>,
-    #[serde(default)]
-    pub default: bool,
-    pub node: String,
-}
 
 /// A node as the rest of the program sees it.
 #[derive(Debug, Clone)]
@@ -90,12 +19,23 @@ pub struct Node {
     pub url: String,
 }
 
+/// How log lines are written: for people (colour on a terminal) or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// The checked configuration.
 #[derive(Debug)]
 pub struct Config {
     pub listen: String,
     pub log_level: Option<String>,
+    pub log_format: LogFormat,
+    /// user name -> password
     pub users: BTreeMap<String, String>,
+    /// user name -> most concurrent sessions, for users with `max_connections`
+    pub user_limits: BTreeMap<String, usize>,
     pub nodes: Vec<Node>,
     pub default_node: usize,
     pub pool_size: u32,
@@ -104,8 +44,22 @@ pub struct Config {
     pub max_clients: usize,
     pub threads: Option<usize>,
     pub query_timeout_secs: u64,
+    /// Start even when a node does not answer at start (`--degraded` sets it too).
+    pub start_degraded: bool,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub tls_required: bool,
+    pub auth_timeout_secs: u64,
+    pub max_message_bytes: usize,
+    pub analysis_cache_bytes: usize,
+    pub max_expression_depth: usize,
+    pub health_check_interval_ms: u64,
+    pub health_check_timeout_ms: u64,
+    pub tcp_keepalive_secs: u64,
     pub shardmap: ShardMap,
 }
+
+const MIB_64: usize = 64 * 1024 * 1024;
 
 pub fn load(path: &Path) -> Result<Config, String> {
     let text = std::fs::read_to_string(path)
@@ -114,8 +68,7 @@ pub fn load(path: &Path) -> Result<Config, String> {
 }
 
 pub fn parse(text: &str) -> Result<Config, String> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| format!("config: {e}"))?;
-    check(raw)
+    check(sections::read(text)?)
 }
 
 fn check(raw: RawConfig) -> Result<Config, String> {
@@ -145,8 +98,37 @@ fn check(raw: RawConfig) -> Result<Config, String> {
         None => 0,
     };
     let mut users = BTreeMap::new();
+    let mut user_limits = BTreeMap::new();
     for u in &raw.users {
-        users.insert(u.name.clone(), u.password.clone());
+        if users.insert(u.name.clone(), u.password.clone()).is_some() {
+            return Err(format!("config: user \"{}\" is listed twice", u.name));
+        }
+        if let Some(n) = u.max_connections {
+            user_limits.insert(u.name.clone(), n);
+        }
+    }
+    let s = &raw.server;
+    let log_format = match s.log_format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(format!(
+                "config: [server]: log_format \"{other}\" is neither \"text\" nor \"json\""
+            ))
+        }
+    };
+    let tls_required = s.tls_required.unwrap_or(false);
+    match (&s.tls_cert, &s.tls_key) {
+        (Some(_), None) => {
+            return Err("config: [server]: tls_cert is set but tls_key is not".into())
+        }
+        (None, Some(_)) => {
+            return Err("config: [server]: tls_key is set but tls_cert is not".into())
+        }
+        (None, None) if tls_required => {
+            return Err("config: [server]: tls_required = true needs tls_cert and tls_key".into())
+        }
+        _ => {}
     }
     let mut tables = Vec::new();
     let mut names = HashSet::new();
@@ -160,7 +142,9 @@ fn check(raw: RawConfig) -> Result<Config, String> {
     Ok(Config {
         listen: raw.server.listen.clone(),
         log_level: raw.server.log_level.clone(),
+        log_format,
         users,
+        user_limits,
         nodes: raw
             .nodes
             .iter()
@@ -176,6 +160,17 @@ fn check(raw: RawConfig) -> Result<Config, String> {
         max_clients: raw.server.max_clients.unwrap_or(1000).max(1),
         threads: raw.server.threads,
         query_timeout_secs: raw.server.query_timeout_secs.unwrap_or(3600).max(1),
+        start_degraded: s.start_degraded.unwrap_or(false),
+        tls_cert: s.tls_cert.clone(),
+        tls_key: s.tls_key.clone(),
+        tls_required,
+        auth_timeout_secs: s.auth_timeout_secs.unwrap_or(10).max(1),
+        max_message_bytes: s.max_message_bytes.unwrap_or(MIB_64),
+        analysis_cache_bytes: s.analysis_cache_bytes.unwrap_or(MIB_64),
+        max_expression_depth: s.max_expression_depth.unwrap_or(10_000),
+        health_check_interval_ms: s.health_check_interval_ms.unwrap_or(1000).max(1),
+        health_check_timeout_ms: s.health_check_timeout_ms.unwrap_or(2000).max(1),
+        tcp_keepalive_secs: s.tcp_keepalive_secs.unwrap_or(10),
         shardmap: ShardMap::new(tables, raw.nodes.len(), default_node),
     })
 }
