@@ -25,6 +25,10 @@ pub mod code {
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const DATATYPE_MISMATCH: &str = "42804";
     pub const ADMIN_SHUTDOWN: &str = "57P01";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const STACK_DEPTH: &str = "54001";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub const INVALID_AUTHORIZATION: &str = "28000";
 }
 
 /// A worker's SQLSTATE as a `&'static str`: the set of SQLSTATEs is small and fixed, so each

@@ -14,6 +14,7 @@ pub mod execute;
 pub mod local;
 pub mod plan;
 pub mod protocol;
+pub mod quote;
 pub mod server;
 pub mod session;
 pub mod shardmap;

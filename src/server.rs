@@ -1,29 +1,100 @@
 //! Accepts clients, caps their number, and drains on shutdown: no new sessions, running
 //! statements finish, idle sessions are told to go, then the process exits.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
+use crate::error::{code, SgError};
 use crate::execute::Shared;
-use crate::session::startup::{startup, Authenticator, Opening, Users};
+use crate::session::startup::{self, Authenticator, Opening, Started, Users};
 use crate::session::Session;
 
 /// How long a drain waits for sessions inside transaction blocks.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the accept loop enforces, from `[server]` and `[[users]]`.
+pub struct Options {
+    /// Time a connection has to finish TLS, startup and authentication.
+    pub auth_timeout: Duration,
+    /// Connections still in their opening: they do not count against `max_clients`, and past
+    /// this many more are closed at once (what keeps silent sockets from holding every slot).
+    pub max_openings: usize,
+    pub tls: Option<pgwire::tokio::TlsAcceptor>,
+    pub tls_required: bool,
+    /// Sessions per user, for users with a limit.
+    pub user_limits: HashMap<String, usize>,
+}
+
+impl Options {
+    pub fn from_config(c: &crate::config::Config) -> Result<Options, String> {
+        let tls = match (&c.tls_cert, &c.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::session::tls::acceptor(
+                std::path::Path::new(cert),
+                std::path::Path::new(key),
+            )?),
+            _ => None,
+        };
+        Ok(Options {
+            auth_timeout: Duration::from_secs(c.auth_timeout_secs.max(1)),
+            max_openings: c.max_clients.max(256),
+            tls,
+            tls_required: c.tls_required,
+            user_limits: c.user_limits.clone().into_iter().collect(),
+        })
+    }
+}
+
+/// Sessions per user, for the per-user limits.
+#[derive(Default)]
+struct PerUser(Mutex<HashMap<String, usize>>);
+
+/// One admitted session's place in the per-user count, given back when dropped.
+struct UserSlot<'a>(&'a PerUser, String);
+
+impl Drop for UserSlot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = (self.0).0.lock() {
+            if let Some(n) = m.get_mut(&self.1) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl PerUser {
+    fn take(&self, user: &str, limit: Option<usize>) -> Option<UserSlot<'_>> {
+        let mut m = self.0.lock().ok()?;
+        let n = m.entry(user.to_string()).or_insert(0);
+        if limit.is_some_and(|l| *n >= l) {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot(self, user.to_string()))
+    }
+}
 
 pub async fn serve(
     shared: Arc<Shared>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
+    install_panic_hook();
+    let opts = Options::from_config(&shared.config).map_err(std::io::Error::other)?;
     let max = shared.config.max_clients;
     let slots = Arc::new(Semaphore::new(max));
-    let users = Arc::new(Users::new(&shared.config.users));
-    let auth = Arc::new(Authenticator::new(shared.clone(), users));
+    let openings = Arc::new(Semaphore::new(opts.max_openings));
+    let auth = Arc::new(Authenticator::new(
+        Users::new(&shared.config.users),
+        opts.tls.clone(),
+        opts.tls_required,
+        shared.server_params.clone(),
+    ));
+    let per_user = Arc::new(PerUser::default());
+    let opts = Arc::new(opts);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -39,24 +110,35 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!("refusing {peer}: {max} clients already connected");
+        let Ok(opening) = openings.clone().try_acquire_owned() else {
+            tracing::warn!(
+                "refusing {peer}: {} connections still opening",
+                opts.max_openings
+            );
             drop(socket);
             continue;
         };
+        let _ = crate::execute::backend::keepalive(&socket, shared.config.tcp_keepalive_secs);
         let (shared, auth, stop) = (shared.clone(), auth.clone(), stop_rx.clone());
+        let (slots, per_user, opts) = (slots.clone(), per_user.clone(), opts.clone());
         tokio::spawn(async move {
-            let _permit = permit;
-            let started = match startup(socket, &auth, STARTUP_TIMEOUT).await {
+            let started = match startup::startup(socket, &auth, opts.auth_timeout).await {
                 Some(Opening::Session(s)) => s,
                 Some(Opening::Cancel(pid, secret)) => {
-                    shared.cancel(pid, &secret).await;
+                    drop(opening);
+                    shared.cancel(pid, secret).await;
                     return;
                 }
                 None => return,
             };
-            let key = started.key.clone();
-            let active = shared.register(key.0, key.1.clone());
+            drop(opening);
+            let Some((_permit, _user_slot, started)) =
+                admit(started, &auth, &slots, &per_user, &opts).await
+            else {
+                return;
+            };
+            let key = started.key;
+            let active = shared.register(key.0, key.1);
             let mut session = Session::new(
                 shared.clone(),
                 started.io,
@@ -76,6 +158,82 @@ pub async fn serve(
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all)).await;
     Ok(())
+}
+
+/// An authenticated client becomes a session if there is room for it (PostgreSQL's texts:
+/// postmaster.c canAcceptConnections, postinit.c for a role's limit); else it gets FATAL 53300.
+async fn admit<'a>(
+    mut started: Started,
+    auth: &Authenticator,
+    slots: &Arc<Semaphore>,
+    per_user: &'a PerUser,
+    opts: &Options,
+) -> Option<(OwnedSemaphorePermit, UserSlot<'a>, Started)> {
+    let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let e = SgError::new(
+            code::TOO_MANY_CONNECTIONS,
+            "sorry, too many clients already",
+        );
+        startup::refuse(&mut started, &e).await;
+        return None;
+    };
+    let limit = opts.user_limits.get(&started.user).copied();
+    let Some(user_slot) = per_user.take(&started.user, limit) else {
+        let e = SgError::new(
+            code::TOO_MANY_CONNECTIONS,
+            format!("too many connections for role \"{}\"", started.user),
+        );
+        startup::refuse(&mut started, &e).await;
+        return None;
+    };
+    startup::admit(&mut started, auth).await.ok()?;
+    Some((permit, user_slot, started))
+}
+
+/// The runtime sessions run on. Its threads' stacks hold the deepest statement analysis lets
+/// through (`analyze::depth`): parsing, walking and printing a syntax tree recurse per level.
+pub fn runtime(
+    threads: Option<usize>,
+    max_expression_depth: usize,
+) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all()
+        .thread_stack_size(stack_size(max_expression_depth));
+    if let Some(n) = threads {
+        b.worker_threads(n.max(1));
+    }
+    b.build()
+}
+
+/// Stack bytes for threads that run sessions: 64 MiB (address space; only what a deep
+/// statement touches is ever resident), more if the depth limit was raised.
+pub fn stack_size(max_expression_depth: usize) -> usize {
+    (64usize << 20).max(
+        max_expression_depth
+            .saturating_mul(crate::analyze::depth::STACK_PER_LEVEL)
+            .saturating_add(8 << 20),
+    )
+}
+
+/// A panic is a bug: it ends the one session (or task) it happened in, its worker connections
+/// are dropped rather than pooled (`Manager::has_broken`), and the log gets one line.
+pub fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let what = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            tracing::error!("bug: panic at {at}: {what}; the session it happened in was closed");
+        }));
+    });
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -1,17 +1,54 @@
 //! Analyses cached by statement shape (simple protocol) or text (extended protocol), so a
-//! repeated statement is routed without a parse. Bounded: past the cap the cache starts over.
+//! repeated statement is routed without a parse; and the memory analysis may take. Both are
+//! bounded in bytes: past the cache's bound it starts over; a statement whose analysis would
+//! take more than is left of the in-flight budget is refused with 54000.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use super::{analyze, shape, Analysis};
+use super::{analyze, shape, Analysis, Kind, Stmt};
+use crate::error::{code, SgError};
 use crate::shardmap::ShardMap;
 
-const MAX_ENTRIES: usize = 20_000;
+/// Bytes an analysis holds per byte of statement text, measured on the worst case seen (a
+/// long IN list: the syntax tree holds one node per literal) and rounded up.
+pub const BYTES_PER_TEXT_BYTE: usize = 200;
+/// Fixed cost of one cache entry beyond its text (map slot, Arc, vectors).
+const ENTRY_OVERHEAD: usize = 1024;
+
+/// The bounds an [`AnalysisCache`] works within.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes the cached analyses may hold together.
+    pub cache_bytes: usize,
+    /// Bytes all analyses under way may hold together.
+    pub in_flight_bytes: usize,
+    /// Deepest nesting a statement may have (`depth::estimate`).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            cache_bytes: 64 << 20,
+            in_flight_bytes: 2 << 30,
+            max_depth: 10_000,
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct AnalysisCache {
-    by_text: RwLock<HashMap<String, Arc<Analysis>>>,
+    by_text: RwLock<Entries>,
+    in_flight: AtomicUsize,
+    pub limits: Limits,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, Arc<Analysis>>,
+    bytes: usize,
 }
 
 /// A cached analysis and, for a shape hit, the literals lifted out of this text.
@@ -20,24 +57,101 @@ pub struct Analyzed {
     pub literals: Vec<shape::Literal>,
 }
 
+/// What an analysis of `text` is assumed to hold.
+fn cost(text: &str) -> usize {
+    text.len()
+        .saturating_mul(BYTES_PER_TEXT_BYTE)
+        .saturating_add(ENTRY_OVERHEAD)
+}
+
+/// A reservation of in-flight analysis memory, given back when dropped.
+struct Reserved<'a>(&'a AtomicUsize, usize);
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::AcqRel);
+    }
+}
+
 impl AnalysisCache {
+    pub fn new(limits: Limits) -> AnalysisCache {
+        AnalysisCache {
+            limits,
+            ..Default::default()
+        }
+    }
+
     fn get(&self, key: &str) -> Option<Arc<Analysis>> {
-        self.by_text.read().ok()?.get(key).cloned()
+        self.by_text.read().ok()?.map.get(key).cloned()
     }
 
     fn put(&self, key: String, a: Arc<Analysis>) {
+        let c = cost(&key);
+        if c > self.limits.cache_bytes / 4 {
+            return;
+        }
         if let Ok(mut m) = self.by_text.write() {
-            if m.len() >= MAX_ENTRIES {
-                m.clear();
+            if m.bytes + c > self.limits.cache_bytes {
+                m.map.clear();
+                m.bytes = 0;
             }
-            m.insert(key, a);
+            if m.map.insert(key, a).is_none() {
+                m.bytes += c;
+            }
         }
     }
 
     /// Forgets everything: the shard map changed (a key type was learned).
     pub fn clear(&self) {
         if let Ok(mut m) = self.by_text.write() {
-            m.clear();
+            m.map.clear();
+            m.bytes = 0;
+        }
+    }
+
+    /// Bytes the cached analyses are assumed to hold.
+    pub fn bytes(&self) -> usize {
+        self.by_text.read().map(|m| m.bytes).unwrap_or(0)
+    }
+
+    fn reserve(&self, text: &str) -> Result<Reserved<'_>, SgError> {
+        let c = cost(text);
+        let max = self.limits.in_flight_bytes;
+        let mut now = self.in_flight.load(Ordering::Acquire);
+        loop {
+            if now.saturating_add(c) > max {
+                return Err(SgError::new(
+                    code::PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "statement too large to analyse: {} bytes of SQL need about {} MB, \
+                         server.analysis_memory_bytes allows {} MB for all statements being analysed",
+                        text.len(),
+                        c >> 20,
+                        max >> 20
+                    ),
+                ));
+            }
+            match self.in_flight.compare_exchange_weak(
+                now,
+                now + c,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(Reserved(&self.in_flight, c)),
+                Err(v) => now = v,
+            }
+        }
+    }
+
+    /// Runs `analyze` within the in-flight budget; past it, one statement carrying the error.
+    fn analyze(&self, original: &str, parse_text: &str, map: &ShardMap) -> Vec<Stmt> {
+        match self.reserve(original) {
+            Ok(_r) => analyze(original, parse_text, map, self.limits.max_depth),
+            Err(e) => {
+                let mut s = Stmt::new(Kind::Other, original);
+                s.refuse = Some(e);
+                vec![s]
+            }
         }
     }
 
@@ -50,7 +164,7 @@ impl AnalysisCache {
                     literals: sh.literals,
                 };
             }
-            let stmts = analyze(sql, &sh.text, map);
+            let stmts = self.analyze(sql, &sh.text, map);
             // A shape whose statements did not parse as the original did is not reused.
             let parsed_ok = stmts.iter().all(|s| s.ast.is_some());
             let a = Arc::new(Analysis {
@@ -74,11 +188,16 @@ impl AnalysisCache {
         let analysis = match self.get(&key) {
             Some(a) => a,
             None => {
+                let stmts = self.analyze(sql, sql, map);
+                let refused = stmts.iter().any(|s| s.refuse.is_some() && s.ast.is_none());
                 let a = Arc::new(Analysis {
-                    stmts: analyze(sql, sql, map),
+                    stmts,
                     from_shape: false,
                 });
-                self.put(key, a.clone());
+                // Refusals for size or depth are cheap to make again and depend on the load.
+                if !refused {
+                    self.put(key, a.clone());
+                }
                 a
             }
         };
@@ -86,5 +205,37 @@ impl AnalysisCache {
             analysis,
             literals: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_is_bounded_in_bytes() {
+        let cache = AnalysisCache::new(Limits {
+            cache_bytes: 4 << 20,
+            ..Limits::default()
+        });
+        let map = ShardMap::new(Vec::new(), 1, 0);
+        for i in 0..200 {
+            let sql = format!("SELECT {i} AS \"{}\"", "x".repeat(2000));
+            cache.extended(&sql, &map);
+            assert!(cache.bytes() <= 4 << 20);
+        }
+    }
+
+    #[test]
+    fn too_large_for_the_budget_is_54000() {
+        let cache = AnalysisCache::new(Limits {
+            in_flight_bytes: 1 << 20,
+            ..Limits::default()
+        });
+        let map = ShardMap::new(Vec::new(), 1, 0);
+        let sql = format!("SELECT 1 WHERE 1 IN ({})", vec!["1"; 10_000].join(","));
+        let a = cache.extended(&sql, &map);
+        let e = a.analysis.stmts[0].refuse.clone();
+        assert_eq!(e.map(|e| e.code), Some(code::PROGRAM_LIMIT_EXCEEDED));
     }
 }

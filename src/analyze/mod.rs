@@ -5,6 +5,7 @@
 pub mod aggregates;
 pub mod cache;
 pub mod classify;
+pub mod depth;
 pub mod derived;
 pub mod insert;
 pub mod pins;
@@ -176,12 +177,19 @@ pub struct Analysis {
     pub from_shape: bool,
 }
 
+/// Nested parentheses and subqueries the parser follows (its default, 50, refuses queries
+/// PostgreSQL answers).
+const PARSER_RECURSION_LIMIT: usize = 1000;
+
 /// Parses SQL keeping string literals exactly as written (no unescaping): printing the AST then
 /// gives back the client's strings byte for byte, which sqlparser's unescaping does not
 /// (it reads `\'` as an escape, where PostgreSQL's standard strings do not). Readers of literal
 /// values use `pins::string_value`.
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
     Parser::new(&PostgreSqlDialect {})
+        // The parser grows its own stack (sqlparser's recursive-protection); the levels it
+        // allows are bounded again by `depth::estimate` before anything else walks the tree.
+        .with_recursion_limit(PARSER_RECURSION_LIMIT)
         .with_options(ParserOptions::new().with_unescape(false))
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_statements())
@@ -190,7 +198,9 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
 
 /// Analyses a query string. `original` is the client's text (kept for forwarding); `parse_text`
 /// is what gets parsed (the shape, or the original).
-pub fn analyze(original: &str, parse_text: &str, map: &ShardMap) -> Vec<Stmt> {
+/// A statement nesting deeper than `max_depth` (see `depth::estimate`) is not parsed: it is
+/// refused with PostgreSQL's 54001.
+pub fn analyze(original: &str, parse_text: &str, map: &ShardMap, max_depth: usize) -> Vec<Stmt> {
     let originals = shape::split_statements(original);
     let parsed = shape::split_statements(parse_text);
     if originals.is_empty() {
@@ -201,9 +211,25 @@ pub fn analyze(original: &str, parse_text: &str, map: &ShardMap) -> Vec<Stmt> {
         .enumerate()
         .map(|(i, orig)| {
             let text = parsed.get(i).copied().unwrap_or(orig);
+            if depth::estimate(text) > max_depth {
+                let mut s = Stmt::new(Kind::Other, orig);
+                s.refuse = Some(too_deep(max_depth));
+                return s;
+            }
             analyze_one(orig, text, map)
         })
         .collect()
+}
+
+/// PostgreSQL's answer to a statement nested too deeply, naming the limit that refused it.
+pub fn too_deep(max_depth: usize) -> SgError {
+    SgError::new(
+        crate::error::code::STACK_DEPTH,
+        format!(
+            "stack depth limit exceeded: the statement nests expressions deeper than \
+             server.max_expression_depth ({max_depth})"
+        ),
+    )
 }
 
 fn analyze_one(original: &str, text: &str, map: &ShardMap) -> Stmt {

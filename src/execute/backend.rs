@@ -293,7 +293,9 @@ impl Backend {
         }
     }
 
-    /// Brings the connection's session settings to `wanted` (the client session's SETs).
+    /// Brings the connection's session settings to `wanted` (the client session's SETs). A
+    /// connection whose settings could not be brought there is in a state no session chose:
+    /// it is marked broken so the pool drops it instead of handing it to anyone else.
     pub async fn sync_settings(&mut self, wanted: &BTreeMap<String, String>) -> SgResult<()> {
         if &self.settings == wanted {
             return Ok(());
@@ -301,7 +303,7 @@ impl Backend {
         let mut sql = String::new();
         for k in self.settings.keys() {
             if !wanted.contains_key(k) {
-                sql.push_str(&format!("RESET {};", quote_setting(k)));
+                sql.push_str(&format!("RESET {};", crate::quote::ident(k)));
             }
         }
         for (k, v) in wanted {
@@ -311,22 +313,28 @@ impl Backend {
             }
         }
         if !sql.is_empty() {
-            self.run(&sql).await?;
+            if let Err(e) = self.run(&sql).await {
+                self.broken = true;
+                return Err(e);
+            }
         }
         self.settings = wanted.clone();
         Ok(())
     }
 }
 
-fn quote_setting(name: &str) -> String {
-    if name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
-    {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
+/// TCP keepalive on a socket, so a peer that vanished without a FIN (a frozen or unplugged
+/// host) is noticed by the kernel within about `secs` × 4 even while nothing is being sent.
+pub fn keepalive(s: &TcpStream, secs: u64) -> std::io::Result<()> {
+    if secs == 0 {
+        return Ok(());
     }
+    let d = Duration::from_secs(secs);
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(d)
+        .with_interval(d)
+        .with_retries(3);
+    socket2::SockRef::from(s).set_tcp_keepalive(&ka)
 }
 
 /// bb8's view of a node: how to open a connection and whether one is still usable.
@@ -347,7 +355,8 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Backend) -> bool {
-        conn.broken
+        // Given back while a panic unwinds the session that held it: its state is unknown.
+        conn.broken || std::thread::panicking()
     }
 }
 

@@ -7,7 +7,6 @@ pub mod rows;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pgwire::messages::startup::SecretKey;
 use std::time::Duration;
 
 use crate::analyze::cache::AnalysisCache;
@@ -28,7 +27,7 @@ pub struct Shared {
     pub c_collation: bool,
     /// Sessions by the process id in their BackendKeyData: their secret and the worker
     /// connections they hold (host, port, worker pid, worker secret), for CancelRequest.
-    cancels: std::sync::Mutex<HashMap<i32, (SecretKey, Active)>>,
+    cancels: std::sync::Mutex<HashMap<i32, (i32, Active)>>,
 }
 
 /// The worker connections a session holds right now, as CancelRequest needs them.
@@ -104,19 +103,24 @@ impl Shared {
             server_params.push(("integer_datetimes".into(), "on".into()));
             server_params.push(("DateStyle".into(), "ISO, MDY".into()));
         }
+        let limits = crate::analyze::cache::Limits {
+            cache_bytes: config.analysis_cache_bytes,
+            in_flight_bytes: config.analysis_cache_bytes.saturating_mul(32),
+            max_depth: config.max_expression_depth,
+        };
         Ok(Arc::new(Shared {
             config,
             pools,
             targets,
             node_names,
-            cache: AnalysisCache::default(),
+            cache: AnalysisCache::new(limits),
             server_params,
             c_collation,
             cancels: Default::default(),
         }))
     }
 
-    pub fn register(&self, pid: i32, secret: SecretKey) -> Active {
+    pub fn register(&self, pid: i32, secret: i32) -> Active {
         let active = Active::default();
         if let Ok(mut m) = self.cancels.lock() {
             m.insert(pid, (secret, active.clone()));
@@ -132,10 +136,10 @@ impl Shared {
 
     /// A client's CancelRequest: forwarded to every worker connection its session holds.
     /// Like PostgreSQL, a request with a wrong key is ignored without a word.
-    pub async fn cancel(&self, pid: i32, secret: &SecretKey) {
+    pub async fn cancel(&self, pid: i32, secret: i32) {
         let targets = match self.cancels.lock() {
             Ok(m) => match m.get(&pid) {
-                Some((s, active)) if s.eq_value(secret) => {
+                Some((s, active)) if *s == secret => {
                     active.lock().map(|a| a.clone()).unwrap_or_default()
                 }
                 _ => return,

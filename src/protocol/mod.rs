@@ -37,31 +37,56 @@ impl Frame {
     }
 }
 
-/// Takes one complete frame off the front of `buf`, if it holds one.
-pub fn take_frame(buf: &mut BytesMut) -> SgResult<Option<Frame>> {
+/// Takes one complete frame off the front of `buf`, if it holds one. A length past `max` is an
+/// error before any of the message is read; room for a long message is reserved as its bytes
+/// arrive (at most `READ_CHUNK` ahead), never on the word of its length field alone.
+pub fn take_frame(buf: &mut BytesMut, max: usize) -> SgResult<Option<Frame>> {
     if buf.len() < 5 {
         return Ok(None);
     }
     let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
-    if len < 4 || len as usize > MAX_MESSAGE {
+    if len < 4 {
         return Err(SgError::protocol(format!("invalid message length {len}")));
+    }
+    if len as usize > max {
+        return Err(SgError::new(
+            crate::error::code::PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "message of {len} bytes exceeds the limit of {max} bytes (server.max_message_bytes)"
+            ),
+        ));
     }
     let total = len as usize + 1;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        let want = (total - buf.len()).min(READ_CHUNK);
+        if buf.capacity() - buf.len() < want {
+            buf.reserve(want);
+        }
         return Ok(None);
     }
     let raw = buf.split_to(total).freeze();
     Ok(Some(Frame { tag: raw[0], raw }))
 }
 
-/// Reads the next frame; Ok(None) at a clean end of stream.
+/// The most a read reserves ahead of the bytes it has.
+const READ_CHUNK: usize = 1 << 20;
+
+/// Reads the next frame from a worker; Ok(None) at a clean end of stream.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut BytesMut,
 ) -> SgResult<Option<Frame>> {
+    read_frame_max(r, buf, MAX_MESSAGE).await
+}
+
+/// Reads the next frame of at most `max` bytes; Ok(None) at a clean end of stream.
+pub async fn read_frame_max<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    max: usize,
+) -> SgResult<Option<Frame>> {
     loop {
-        if let Some(f) = take_frame(buf)? {
+        if let Some(f) = take_frame(buf, max)? {
             return Ok(Some(f));
         }
         if buf.capacity() - buf.len() < 8192 {

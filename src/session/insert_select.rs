@@ -27,10 +27,6 @@ struct Target<'a> {
     target_nodes: &'a [usize],
 }
 
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
 /// One value in COPY's text format (copy.c CopyAttributeOutText).
 fn copy_escape(out: &mut BytesMut, v: &[u8]) {
     for &c in v {
@@ -80,12 +76,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             None => None,
         };
         let copy_sql = if p.columns.is_empty() {
-            format!("COPY {} FROM STDIN", quote_ident(p.table))
+            format!("COPY {} FROM STDIN", crate::quote::ident(p.table))
         } else {
-            let cols: Vec<String> = p.columns.iter().map(|c| quote_ident(c)).collect();
+            let cols: Vec<String> = p.columns.iter().map(|c| crate::quote::ident(c)).collect();
             format!(
                 "COPY {} ({}) FROM STDIN",
-                quote_ident(p.table),
+                crate::quote::ident(p.table),
                 cols.join(", ")
             )
         };

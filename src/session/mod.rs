@@ -7,6 +7,7 @@ pub mod insert_select;
 pub mod merge;
 pub mod simple;
 pub mod startup;
+pub mod tls;
 pub mod txn;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,7 +20,7 @@ use crate::error::{SgError, SgResult};
 use crate::execute::Shared;
 use crate::protocol::backend as be;
 use crate::protocol::frontend as fe;
-use crate::protocol::{read_frame, Frame};
+use crate::protocol::{read_frame_max, Frame};
 
 pub use txn::Txn;
 
@@ -90,12 +91,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     pub async fn read_client(&mut self) -> SgResult<Option<Frame>> {
-        read_frame(&mut self.client, &mut self.rbuf)
-            .await
-            .map_err(|e| SgError {
+        let max = self.shared.config.max_message_bytes;
+        match read_frame_max(&mut self.client, &mut self.rbuf, max).await {
+            Ok(f) => Ok(f),
+            // Too long to read: PostgreSQL ends the connection too (pq_getmessage), as the
+            // stream cannot be resynchronised without reading the message anyway.
+            Err(e) if e.code == crate::error::code::PROGRAM_LIMIT_EXCEEDED => {
+                self.push(&be::fatal(&e));
+                let _ = self.flush().await;
+                Err(SgError {
+                    code: crate::error::code::CLIENT_GONE,
+                    ..e
+                })
+            }
+            Err(e) => Err(SgError {
                 code: crate::error::code::CLIENT_GONE,
                 ..e
-            })
+            }),
+        }
     }
 
     /// A worker failed mid-statement: its connections are dropped (never reused in an unknown

@@ -1,31 +1,48 @@
-//! Startup and SCRAM-SHA-256 authentication against the config's users, done by pgwire; then
-//! the socket is taken back for shardgate's own frame loop.
+//! A connection's opening, before it is a session: SSLRequest and TLS, the startup packet (or a
+//! CancelRequest), SCRAM-SHA-256 against the config's users, then the parameters, key and
+//! first ReadyForQuery a client expects. Every byte read here comes from a client that has not
+//! proven who it is, so lengths are checked before anything is read or reserved, and the whole
+//! opening has one deadline (`server.auth_timeout_secs`).
+//!
+//! The messages follow PostgreSQL's backend/libpq/pqcomm.c, postmaster/postmaster.c
+//! (ProcessStartupPacket) and libpq/auth.c + auth-scram.c; the SCRAM exchange itself is
+//! pgwire's sans-IO `ScramServerAuth`. Reading is ours rather than pgwire's framed codec,
+//! which panics on some malformed pre-login messages (see tests/robust.rs, `hostile_openings`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
-use async_trait::async_trait;
-use bytes::BytesMut;
-use futures::StreamExt;
-use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth};
-use pgwire::api::auth::sasl::SASLAuthStartupHandler;
-use pgwire::api::auth::{AuthSource, LoginInfo, Password, ServerParameterProvider, StartupHandler};
-use pgwire::api::{ClientInfo, PgWireConnectionState};
-use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::startup::SecretKey;
-use pgwire::messages::PgWireFrontendMessage;
-use pgwire::tokio::server::{negotiate_tls, process_error, MaybeTls};
+use bytes::{BufMut, Bytes, BytesMut};
+use pgwire::api::auth::sasl::scram::{gen_salted_password, random_nonce, ScramServerAuth};
+use pgwire::api::auth::Password;
+use pgwire::tokio::server::MaybeTls;
+use pgwire::tokio::TlsAcceptor;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::execute::Shared;
+use crate::error::{code, SgError};
+use crate::protocol::backend as be;
+use crate::protocol::frontend::put_cstr;
+use crate::protocol::{Frame, Reader};
 
 const SCRAM_ITERATIONS: usize = 4096;
 const SALT: &[u8] = b"shardgate-scram-salt";
+/// PostgreSQL's MAX_STARTUP_PACKET_LENGTH (pqcomm.h).
+const MAX_STARTUP_PACKET: usize = 10_000;
+/// PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH (auth.h): the largest password or SASL message.
+const MAX_AUTH_MESSAGE: usize = 65_535;
+const SSL_REQUEST: i32 = 80_877_103;
+const GSSENC_REQUEST: i32 = 80_877_104;
+const CANCEL_REQUEST: i32 = 80_877_102;
+const PROTOCOL_3_0: i32 = 196_608;
 
-/// The configured users' salted passwords, computed once (PBKDF2 is deliberately slow).
+/// The configured users' salted passwords, computed once (PBKDF2 is deliberately slow), and a
+/// stand-in for names that are not users, so that an unknown user goes through the same
+/// exchange and fails at the same step with the same text as a wrong password (auth-scram.c's
+/// mock authentication).
 #[derive(Debug)]
 pub struct Users {
     salted: HashMap<String, Vec<u8>>,
+    mock: Vec<u8>,
 }
 
 impl Users {
@@ -35,53 +52,43 @@ impl Users {
                 .iter()
                 .map(|(u, p)| (u.clone(), gen_salted_password(p, SALT, SCRAM_ITERATIONS)))
                 .collect(),
+            mock: gen_salted_password(&random_nonce(), SALT, SCRAM_ITERATIONS),
         }
+    }
+
+    fn password(&self, user: &str) -> Password {
+        let p = self.salted.get(user).unwrap_or(&self.mock);
+        Password::new(Some(SALT.to_vec()), p.clone())
     }
 }
 
-#[async_trait]
-impl AuthSource for Users {
-    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let user = login.user().unwrap_or("");
-        match self.salted.get(user) {
-            Some(p) => Ok(Password::new(Some(SALT.to_vec()), p.clone())),
-            None => Err(PgWireError::InvalidPassword(user.to_string())),
-        }
-    }
-}
-
-struct Params {
-    shared: Arc<Shared>,
-}
-
-impl ServerParameterProvider for Params {
-    fn server_parameters<C: ClientInfo>(&self, client: &C) -> Option<HashMap<String, String>> {
-        let mut m: HashMap<String, String> = self.shared.server_params.iter().cloned().collect();
-        m.insert(
-            "application_name".into(),
-            client
-                .metadata()
-                .get("application_name")
-                .cloned()
-                .unwrap_or_default(),
-        );
-        if let Some(user) = client.metadata().get("user") {
-            m.insert("session_authorization".into(), user.clone());
-        }
-        Some(m)
-    }
-}
-
+/// What the opening needs that outlives one connection.
 pub struct Authenticator {
-    handler: SASLAuthStartupHandler<Params>,
+    users: Users,
+    scram: ScramServerAuth,
+    tls: Option<TlsAcceptor>,
+    tls_required: bool,
+    /// ParameterStatus values every client gets (the default node's).
+    server_params: Vec<(String, String)>,
+    next_pid: std::sync::atomic::AtomicI32,
 }
 
 impl Authenticator {
-    pub fn new(shared: Arc<Shared>, users: Arc<Users>) -> Authenticator {
-        let mut scram = ScramAuth::new(users);
+    pub fn new(
+        users: Users,
+        tls: Option<TlsAcceptor>,
+        tls_required: bool,
+        server_params: Vec<(String, String)>,
+    ) -> Authenticator {
+        let mut scram = ScramServerAuth::new();
         scram.set_iterations(SCRAM_ITERATIONS);
         Authenticator {
-            handler: SASLAuthStartupHandler::new(Arc::new(Params { shared })).with_scram(scram),
+            users,
+            scram,
+            tls,
+            tls_required,
+            server_params,
+            next_pid: std::sync::atomic::AtomicI32::new(random_i32().rem_euclid(1 << 20) + 1000),
         }
     }
 }
@@ -92,15 +99,18 @@ pub struct Started {
     pub read_buf: BytesMut,
     /// Startup parameters that are session settings (DateStyle, TimeZone, ...), as SETs.
     pub settings: BTreeMap<String, String>,
-    /// The BackendKeyData the client got: its key for CancelRequest.
-    pub key: (i32, SecretKey),
+    pub user: String,
+    pub application_name: String,
+    /// The BackendKeyData the client will get: its key for CancelRequest.
+    pub key: (i32, i32),
 }
 
 /// What a new connection turned out to be.
 pub enum Opening {
+    /// Authenticated; the caller admits it (`admit`) or turns it away (`refuse`).
     Session(Started),
     /// A CancelRequest for the session with this key.
-    Cancel(i32, SecretKey),
+    Cancel(i32, i32),
 }
 
 /// Startup parameters that are not settings.
@@ -112,42 +122,344 @@ const NOT_SETTINGS: [&str; 5] = [
     "client_encoding",
 ];
 
+/// Reads the opening up to a successful authentication. `None`: the connection is done (it
+/// failed, and was told why where PostgreSQL would tell it). The whole opening must finish
+/// within `timeout`.
 pub async fn startup(
     socket: TcpStream,
     auth: &Authenticator,
     timeout: std::time::Duration,
 ) -> Option<Opening> {
-    let fut = async {
-        let mut framed = negotiate_tls::<()>(socket, None).await.ok()??;
-        while let Some(Ok(msg)) = framed.next().await {
-            if let PgWireFrontendMessage::CancelRequest(c) = msg {
-                return Some(Opening::Cancel(c.pid, c.secret_key));
-            }
-            if let Err(e) = auth.handler.on_startup(&mut framed, msg).await {
-                let _ = process_error(&mut framed, e, false).await;
-                return None;
-            }
-            if matches!(framed.state(), PgWireConnectionState::ReadyForQuery) {
-                let mut settings = BTreeMap::new();
-                for (k, v) in framed.metadata() {
-                    let name = k.to_lowercase();
-                    if NOT_SETTINGS.contains(&name.as_str()) || name.starts_with("_pq_") {
+    let _ = socket.set_nodelay(true);
+    let mut conn = Opener {
+        io: Some(MaybeTls::Plain(socket)),
+        tls: false,
+    };
+    match tokio::time::timeout(timeout, conn.open(auth)).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            tracing::debug!("opening refused: {e}");
+            conn.fatal(&e).await;
+            None
+        }
+        Err(_) => {
+            // PostgreSQL closes a connection that does not authenticate in time without a word
+            // (authentication_timeout); a client that is still there gets the reason.
+            let e = SgError::new(code::CONNECTION_FAILURE, "authentication timed out");
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_millis(200), conn.fatal(&e)).await;
+            None
+        }
+    }
+}
+
+/// Sends what a successful opening ends with: AuthenticationOk, the parameters, the cancel
+/// key, ReadyForQuery. The caller checks connection limits first.
+pub async fn admit(s: &mut Started, auth: &Authenticator) -> Result<(), SgError> {
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&auth_message(0, &[]).raw);
+    for (k, v) in &auth.server_params {
+        out.extend_from_slice(&be::parameter_status(k, v).raw);
+    }
+    out.extend_from_slice(&be::parameter_status("application_name", &s.application_name).raw);
+    out.extend_from_slice(&be::parameter_status("session_authorization", &s.user).raw);
+    let mut key = BytesMut::new();
+    key.put_i32(s.key.0);
+    key.put_i32(s.key.1);
+    out.extend_from_slice(&Frame::build(be::BACKEND_KEY_DATA, &key).raw);
+    out.extend_from_slice(&be::ready(b'I').raw);
+    s.io.write_all(&out).await.map_err(gone)
+}
+
+/// Tells an authenticated client it cannot have a session (a connection limit), then closes.
+pub async fn refuse(s: &mut Started, e: &SgError) {
+    let _ = s.io.write_all(&be::fatal(e).raw).await;
+    let _ = s.io.shutdown().await;
+}
+
+struct Opener {
+    /// None only while a TLS handshake has the socket.
+    io: Option<MaybeTls>,
+    tls: bool,
+}
+
+fn gone(e: impl std::fmt::Display) -> SgError {
+    SgError::new(code::CLIENT_GONE, "client went away").with_detail(e)
+}
+
+impl Opener {
+    fn io(&mut self) -> Result<&mut MaybeTls, SgError> {
+        self.io
+            .as_mut()
+            .ok_or_else(|| gone("socket lost in a TLS handshake"))
+    }
+
+    async fn fatal(&mut self, e: &SgError) {
+        if let Ok(io) = self.io() {
+            let _ = io.write_all(&be::fatal(e).raw).await;
+            let _ = io.flush().await;
+        }
+    }
+
+    async fn open(&mut self, auth: &Authenticator) -> Result<Option<Opening>, SgError> {
+        let params = loop {
+            let Some(packet) = read_startup_packet(self.io()?).await? else {
+                return Ok(None);
+            };
+            let mut r = Reader::new(&packet);
+            match r.i32()? {
+                SSL_REQUEST if !self.tls => {
+                    let Some(acceptor) = &auth.tls else {
+                        self.write(b"N").await?;
                         continue;
-                    }
-                    let value = v.replace('\'', "''");
-                    settings.insert(name.clone(), format!("SET {name} = '{value}'"));
+                    };
+                    self.write(b"S").await?;
+                    let Some(MaybeTls::Plain(tcp)) = self.io.take() else {
+                        return Ok(None);
+                    };
+                    let tls = acceptor.accept(tcp).await.map_err(|e| {
+                        SgError::new(code::CLIENT_GONE, "TLS handshake failed").with_detail(e)
+                    })?;
+                    self.io = Some(MaybeTls::Tls(Box::new(tls)));
+                    self.tls = true;
                 }
-                let key = framed.pid_and_secret_key();
-                let parts = framed.into_parts();
-                return Some(Opening::Session(Started {
-                    io: parts.io,
-                    read_buf: parts.read_buf,
-                    settings,
-                    key,
-                }));
+                GSSENC_REQUEST if !self.tls => self.write(b"N").await?,
+                CANCEL_REQUEST => return Ok(Some(Opening::Cancel(r.i32()?, r.i32()?))),
+                PROTOCOL_3_0 => break startup_params(r.rest())?,
+                v if v >> 16 == 3 => {
+                    // A newer 3.x minor (or _pq_ options) would need NegotiateProtocolVersion;
+                    // libpq asks for 3.0 unless told otherwise.
+                    return Err(SgError::new(
+                        code::FEATURE_NOT_SUPPORTED,
+                        format!(
+                            "shardgate does not support frontend protocol 3.{}: only 3.0",
+                            v & 0xffff
+                        ),
+                    ));
+                }
+                v => {
+                    return Err(SgError::new(
+                        code::PROTOCOL_VIOLATION,
+                        format!(
+                            "unsupported frontend protocol {}.{}: server supports 3.0 to 3.0",
+                            v >> 16,
+                            v & 0xffff
+                        ),
+                    ))
+                }
+            }
+        };
+        let user = params.get("user").cloned().unwrap_or_default();
+        if user.is_empty() {
+            return Err(SgError::new(
+                code::INVALID_AUTHORIZATION,
+                "no PostgreSQL user name specified in startup packet",
+            ));
+        }
+        let database = params.get("database").cloned().unwrap_or(user.clone());
+        if auth.tls_required && !self.tls {
+            return Err(SgError::new(
+                code::INVALID_AUTHORIZATION,
+                format!(
+                    "no pg_hba.conf entry for host, user \"{user}\", database \"{database}\", no encryption (server.tls_required)"
+                ),
+            ));
+        }
+        let settings = startup_settings(params.iter())?;
+        self.scram(auth, &user).await?;
+        let pid = auth
+            .next_pid
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(io) = self.io.take() else {
+            return Ok(None);
+        };
+        Ok(Some(Opening::Session(Started {
+            io,
+            read_buf: BytesMut::new(),
+            settings,
+            user,
+            application_name: params.get("application_name").cloned().unwrap_or_default(),
+            key: (pid, random_i32()),
+        })))
+    }
+
+    async fn write(&mut self, b: &[u8]) -> Result<(), SgError> {
+        self.io()?.write_all(b).await.map_err(gone)
+    }
+
+    /// SCRAM-SHA-256 (RFC 7677 over PostgreSQL's SASL messages). Any failure, for a known or
+    /// an unknown user, is PostgreSQL's one text for it.
+    async fn scram(&mut self, auth: &Authenticator, user: &str) -> Result<(), SgError> {
+        let failed = || {
+            SgError::new(
+                code::INVALID_PASSWORD,
+                format!("password authentication failed for user \"{user}\""),
+            )
+        };
+        let malformed = |detail: &str| {
+            SgError::new(code::PROTOCOL_VIOLATION, "malformed SCRAM message").with_detail(detail)
+        };
+        let mut mechanisms = BytesMut::new();
+        put_cstr(&mut mechanisms, "SCRAM-SHA-256");
+        mechanisms.put_u8(0);
+        self.write(&auth_message(10, &mechanisms).raw).await?;
+
+        let Some(first) = self.read_password_message().await? else {
+            return Err(SgError::new(
+                code::CLIENT_GONE,
+                "client left during authentication",
+            ));
+        };
+        let mut r = Reader::new(&first);
+        let mechanism = r.cstr().map_err(|_| malformed("mechanism"))?;
+        if mechanism != "SCRAM-SHA-256" {
+            return Err(SgError::new(
+                code::PROTOCOL_VIOLATION,
+                "client selected an invalid SASL authentication mechanism",
+            ));
+        }
+        let len = r.i32().map_err(|_| malformed("length"))?;
+        let data = usize::try_from(len)
+            .ok()
+            .and_then(|n| r.bytes(n).ok())
+            .ok_or_else(|| malformed("initial response length"))?;
+        let (server_first, waiting) = auth
+            .scram
+            .on_client_first_message(data, auth.users.password(user))
+            .map_err(|e| malformed(&e.to_string()))?;
+        self.write(&auth_message(11, server_first.as_bytes()).raw)
+            .await?;
+
+        let Some(fin) = self.read_password_message().await? else {
+            return Err(SgError::new(
+                code::CLIENT_GONE,
+                "client left during authentication",
+            ));
+        };
+        match waiting.on_client_final_message(&fin) {
+            Ok(server_final) => {
+                self.write(&auth_message(12, server_final.as_bytes()).raw)
+                    .await
+            }
+            Err(pgwire::error::PgWireError::InvalidPassword(_)) => Err(failed()),
+            Err(e) => Err(malformed(&e.to_string())),
+        }
+    }
+
+    /// The body of the client's next 'p' message; None when it terminated.
+    async fn read_password_message(&mut self) -> Result<Option<Bytes>, SgError> {
+        let mut head = [0u8; 5];
+        if self.io()?.read_exact(&mut head).await.is_err() {
+            return Ok(None);
+        }
+        let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+        match head[0] {
+            b'p' => {}
+            b'X' => return Ok(None),
+            t => {
+                return Err(SgError::new(
+                    code::PROTOCOL_VIOLATION,
+                    format!("expected SASL response, got message type {}", t),
+                ))
             }
         }
-        None
+        let body = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_sub(4))
+            .filter(|&l| l <= MAX_AUTH_MESSAGE)
+            .ok_or_else(|| {
+                SgError::new(code::PROTOCOL_VIOLATION, "invalid password packet size")
+            })?;
+        let mut buf = vec![0u8; body];
+        self.io()?.read_exact(&mut buf).await.map_err(gone)?;
+        Ok(Some(Bytes::from(buf)))
+    }
+}
+
+/// An untyped startup-phase packet (length, then body), bounded before anything is reserved;
+/// None when the client closed without sending one.
+async fn read_startup_packet<R: AsyncRead + Unpin>(io: &mut R) -> Result<Option<Vec<u8>>, SgError> {
+    let mut len = [0u8; 4];
+    if io.read_exact(&mut len).await.is_err() {
+        return Ok(None);
+    }
+    let len = i32::from_be_bytes(len);
+    let body = usize::try_from(len)
+        .ok()
+        .filter(|&l| (8..=MAX_STARTUP_PACKET).contains(&l))
+        .map(|l| l - 4)
+        .ok_or_else(|| {
+            SgError::new(code::PROTOCOL_VIOLATION, "invalid length of startup packet")
+        })?;
+    let mut buf = vec![0u8; body];
+    io.read_exact(&mut buf).await.map_err(|e| {
+        SgError::new(code::PROTOCOL_VIOLATION, "incomplete startup packet").with_detail(e)
+    })?;
+    Ok(Some(buf))
+}
+
+/// The name/value pairs of a 3.0 startup packet (ProcessStartupPacket).
+fn startup_params(body: &[u8]) -> Result<BTreeMap<String, String>, SgError> {
+    let invalid = || {
+        SgError::new(
+            code::PROTOCOL_VIOLATION,
+            "invalid startup packet layout: expected terminator as last byte",
+        )
     };
-    tokio::time::timeout(timeout, fut).await.ok().flatten()
+    if body.last() != Some(&0) {
+        return Err(invalid());
+    }
+    let mut r = Reader::new(body);
+    let mut out = BTreeMap::new();
+    loop {
+        let name = r.cstr().map_err(|_| invalid())?;
+        if name.is_empty() {
+            return Ok(out);
+        }
+        let value = r.cstr().map_err(|_| invalid())?;
+        out.insert(name.to_string(), value.to_string());
+    }
+}
+
+fn auth_message(kind: i32, data: &[u8]) -> Frame {
+    let mut b = BytesMut::with_capacity(4 + data.len());
+    b.put_i32(kind);
+    b.put_slice(data);
+    Frame::build(be::AUTHENTICATION, &b)
+}
+
+fn random_i32() -> i32 {
+    let n = random_nonce();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&n, &mut h);
+    std::hash::Hasher::finish(&h) as i32
+}
+
+/// Startup parameters that are session settings, as the SET statements that give a worker
+/// connection the same setting. The name and value come from the client: the name must be a
+/// parameter name and is quoted as an identifier, the value as a literal, so nothing a client
+/// sends becomes SQL of its own (PostgreSQL answers an unknown name with FATAL 42704).
+pub fn startup_settings<'a>(
+    params: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<BTreeMap<String, String>, SgError> {
+    let mut settings = BTreeMap::new();
+    for (k, v) in params {
+        let name = k.to_lowercase();
+        if NOT_SETTINGS.contains(&name.as_str()) || name.starts_with("_pq_") {
+            continue;
+        }
+        if !crate::quote::is_setting_name(&name) {
+            return Err(SgError::new(
+                code::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
+        }
+        let sql = format!(
+            "SET {} = {}",
+            crate::quote::ident(&name),
+            crate::quote::literal(v)
+        );
+        settings.insert(name, sql);
+    }
+    Ok(settings)
 }

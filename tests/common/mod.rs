@@ -176,13 +176,7 @@ static CLUSTER: Mutex<Option<(LocalCluster, PathBuf)>> = Mutex::new(None);
 
 /// The static runtime shardgate runs on (tests run on their own per-test runtimes).
 pub fn runtime() -> &'static tokio::runtime::Runtime {
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    })
+    RT.get_or_init(|| shardgate::server::runtime(Some(2), 10_000).expect("runtime"))
 }
 
 /// The shared cluster: started, served and loaded on first use. Blocking; safe to call from a

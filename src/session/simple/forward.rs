@@ -49,6 +49,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         match self.drain(node, Mode::Forward).await {
             Ok(o) => {
                 if o.error {
+                    // The caller decides on it (a SET the worker refused is not recorded).
+                    self.errored = true;
                     if let Some(t) = self.txn.txn.as_mut() {
                         t.failed = true;
                     }
