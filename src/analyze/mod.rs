@@ -11,6 +11,7 @@ pub mod insert;
 pub mod pins;
 pub mod scope;
 pub mod shape;
+pub mod sticky;
 pub mod subquery;
 
 use sqlparser::ast::Statement;
@@ -144,6 +145,8 @@ pub struct Stmt {
     pub keyed_windows: bool,
     /// The inner statement of EXPLAIN.
     pub explained: Option<Box<Stmt>>,
+    /// Leaves state in the worker session (`sticky`): its connections stay with the client.
+    pub sticky: bool,
 }
 
 impl Stmt {
@@ -165,6 +168,7 @@ impl Stmt {
             top_keys: Vec::new(),
             keyed_windows: false,
             explained: None,
+            sticky: false,
         }
     }
 }
@@ -216,7 +220,9 @@ pub fn analyze(original: &str, parse_text: &str, map: &ShardMap, max_depth: usiz
                 s.refuse = Some(too_deep(max_depth));
                 return s;
             }
-            analyze_one(orig, text, map)
+            let mut s = analyze_one(orig, text, map);
+            s.sticky = sticky::keeps_session_state(text);
+            s
         })
         .collect()
 }

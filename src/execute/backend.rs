@@ -29,6 +29,8 @@ pub struct Target {
     pub timeout: Duration,
     /// Longest wait for a worker's next message once a statement is sent.
     pub read_timeout: Duration,
+    /// The node's health, shared by its pool, its connections and its checker.
+    pub health: std::sync::Arc<super::health::Health>,
 }
 
 impl Target {
@@ -56,6 +58,7 @@ impl Target {
             password: cfg.get_password().map(|p| p.to_vec()),
             timeout,
             read_timeout,
+            health: super::health::Health::new(name),
         })
     }
 }
@@ -79,14 +82,45 @@ pub struct Backend {
     pub port: u16,
     /// Set when the connection is in an unknown protocol state; the pool drops it.
     pub broken: bool,
+    /// The node's fall count when this connection was made, and where later falls show up:
+    /// a read waiting on a node that fell ends at once.
+    generation: u64,
+    down: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Backend {
     pub async fn connect(t: &Target) -> SgResult<Backend> {
+        let down = t.health.watch();
+        let generation = *down.borrow();
+        let mut b = Self::connect_unwatched(t).await?;
+        b.generation = generation;
+        b.down = Some(down);
+        Ok(b)
+    }
+
+    /// A connection that does not follow the node's health (the health checker's own).
+    pub async fn connect_unwatched(t: &Target) -> SgResult<Backend> {
         let fut = Self::connect_inner(t);
         tokio::time::timeout(t.timeout, fut)
             .await
             .map_err(|_| SgError::worker(&t.name, "connect timed out"))?
+    }
+
+    /// Whether this idle connection can no longer be trusted: its node fell since it was made,
+    /// or the worker sent something or hung up while it sat in the pool (a backend terminated
+    /// by pg_terminate_backend or a restart says FATAL 57P01 and closes). Costs no system call
+    /// unless the socket has become readable.
+    pub fn is_stale(&mut self) -> bool {
+        if let Some(d) = &self.down {
+            if *d.borrow() != self.generation {
+                return true;
+            }
+        }
+        if !self.buf.is_empty() {
+            return true;
+        }
+        let mut b = [0u8; 1];
+        !matches!(self.stream.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     async fn connect_inner(t: &Target) -> SgResult<Backend> {
@@ -110,6 +144,8 @@ impl Backend {
             host: t.host.clone(),
             port: t.port,
             broken: false,
+            generation: 0,
+            down: None,
         };
         let mut out = BytesMut::new();
         let params = [
@@ -242,11 +278,29 @@ impl Backend {
     /// The next message from the worker, waiting at most the query timeout (a long query is
     /// not an error until then; statement_timeout on the workers may bound it sooner).
     pub async fn read(&mut self) -> SgResult<Frame> {
-        let r = tokio::time::timeout(
+        let read = tokio::time::timeout(
             self.read_timeout,
             read_frame(&mut self.stream, &mut self.buf),
-        )
-        .await;
+        );
+        let r = match &mut self.down {
+            Some(down) => {
+                let generation = self.generation;
+                tokio::select! {
+                    r = read => r,
+                    _ = down.wait_for(|g| *g != generation) => {
+                        self.broken = true;
+                        return Err(SgError::new(
+                            crate::error::code::CONNECTION_FAILURE,
+                            format!(
+                                "worker node \"{}\" stopped answering health checks during the statement",
+                                self.node_name
+                            ),
+                        ));
+                    }
+                }
+            }
+            None => read.await,
+        };
         match r {
             Ok(Ok(Some(f))) => Ok(f),
             Ok(Ok(None)) => {

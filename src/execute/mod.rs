@@ -2,6 +2,7 @@
 //! combination of several nodes' replies into one.
 
 pub mod backend;
+pub mod health;
 pub mod rows;
 
 use std::collections::HashMap;
@@ -53,10 +54,18 @@ impl Shared {
                 // The most recently used backend is the one whose PostgreSQL process has warm
                 // caches and is likely still on a CPU; FIFO would cycle through all of them.
                 .queue_strategy(bb8::QueueStrategy::Lifo)
+                // A node that refuses connections is an error now, not after retries until
+                // connection_timeout; the health check says when it is back.
+                .retry_connection(false)
                 .connection_timeout(timeout)
                 .build_unchecked(Manager {
                     target: target.clone(),
                 });
+            health::spawn(
+                target.clone(),
+                Duration::from_millis(config.health_check_interval_ms.max(10)),
+                Duration::from_millis(config.health_check_timeout_ms.max(10)),
+            );
             pools.push(pool);
             targets.push(target);
         }
@@ -159,15 +168,40 @@ impl Shared {
         }
     }
 
+    /// A connection to `node` that is ready for a statement: fails fast with 08006 while the
+    /// node is down (or when it falls while this waits), and never hands out a connection the
+    /// worker closed or that predates the node's last fall.
     pub async fn acquire(&self, node: usize) -> SgResult<Pooled> {
-        let pool = self
+        let (pool, target) = self
             .pools
             .get(node)
+            .zip(self.targets.get(node))
             .ok_or_else(|| SgError::internal(format!("no pool for node {node}")))?;
+        let health = &target.health;
+        if !health.is_up() {
+            return Err(health.down_error());
+        }
+        let mut down = health.watch();
+        let generation = *down.borrow();
         let name = &self.node_names[node];
-        pool.get_owned().await.map_err(|e| match e {
-            bb8::RunError::User(e) => e,
-            bb8::RunError::TimedOut => SgError::worker(name, "timed out waiting for a connection"),
-        })
+        // Each stale connection found is dropped; a pool holds at most pool_size of them.
+        for _ in 0..=self.config.pool_size {
+            let got = tokio::select! {
+                r = pool.get_owned() => r,
+                _ = down.wait_for(|g| *g != generation) => return Err(health.down_error()),
+            };
+            let mut c = got.map_err(|e| match e {
+                bb8::RunError::User(e) => e,
+                bb8::RunError::TimedOut => {
+                    SgError::worker(name, "timed out waiting for a connection")
+                }
+            })?;
+            if c.is_stale() {
+                c.broken = true;
+                continue;
+            }
+            return Ok(c);
+        }
+        Err(SgError::worker(name, "every pooled connection was stale"))
     }
 }

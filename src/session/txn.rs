@@ -3,7 +3,7 @@
 //! sent lazily to each node the block touches. Until cross-node transactions land, a block may
 //! read on many nodes but write on only one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -27,25 +27,41 @@ pub struct Txn {
 pub struct Held {
     pub conns: BTreeMap<usize, Pooled>,
     pub txn: Option<Txn>,
+    /// Nodes whose connection holds session state of this client's (`analyze::sticky`): kept
+    /// for the whole session, closed rather than pooled at its end.
+    pub sticky: BTreeSet<usize>,
 }
 
 impl Held {
-    /// Gives connections back to their pools unless a transaction block needs them.
+    /// Gives connections back to their pools unless a transaction block or session state
+    /// needs them.
     pub fn release(&mut self) {
         if self.txn.is_none() {
-            self.conns.clear();
+            let sticky = &self.sticky;
+            self.conns.retain(|n, _| sticky.contains(n));
         }
     }
 
-    /// The client went away: connections in an unknown state are not reused.
+    /// Forgets session state (DISCARD ALL): its connections are closed, not pooled.
+    pub fn discard(&mut self) {
+        for n in std::mem::take(&mut self.sticky) {
+            if let Some(mut c) = self.conns.remove(&n) {
+                c.broken = true;
+            }
+        }
+    }
+
+    /// The client went away: connections in an unknown state, or holding its session state,
+    /// are not reused.
     pub fn abandon(&mut self) {
-        if self.txn.is_some() {
-            for c in self.conns.values_mut() {
+        for (n, c) in self.conns.iter_mut() {
+            if self.txn.is_some() || self.sticky.contains(n) {
                 c.broken = true;
             }
         }
         self.txn = None;
         self.conns.clear();
+        self.sticky.clear();
     }
 }
 
@@ -68,6 +84,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             self.txn.conns.insert(node, c);
             self.publish_active();
+        } else if self.txn.txn.is_none() {
+            // A connection kept for session state between statements: bring it to settings
+            // made since on another connection.
+            if let Some(c) = self.txn.conns.get_mut(&node) {
+                c.sync_settings(&self.settings).await?;
+            }
         }
         self.txn
             .conns
@@ -76,8 +98,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .ok_or_else(|| SgError::internal("held connection vanished"))
     }
 
+    /// What a statement must pass before its plan runs: the one-writer-node rule, and keeping
+    /// the connections of a statement that leaves session state behind.
+    pub fn before_run(&mut self, plan: &Plan, stmt: &crate::analyze::Stmt) -> SgResult<()> {
+        self.check_write(plan, stmt.kind.is_write())?;
+        if stmt.sticky {
+            self.txn.sticky.extend(plan.nodes());
+        }
+        Ok(())
+    }
+
     /// The one-writer-node rule for transaction blocks.
-    pub fn check_write(&mut self, plan: &Plan, is_write: bool) -> SgResult<()> {
+    fn check_write(&mut self, plan: &Plan, is_write: bool) -> SgResult<()> {
         let Some(t) = self.txn.txn.as_mut() else {
             return Ok(());
         };

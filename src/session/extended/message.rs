@@ -67,7 +67,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         &values,
                         &self.shared.config.shardmap,
                     )?;
-                    self.check_write(&p, stmt.kind.is_write())?;
+                    self.before_run(&p, stmt)?;
                     match p {
                         Plan::Route { node, .. } => {
                             self.bind_on(b, &prepared, &bind, vec![node], Combine::Concat)

@@ -59,6 +59,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let all_writes_ok = self.txn.txn.is_none();
             if single && nodes.len() == 1 && all_writes_ok {
                 let node = nodes.into_iter().next().unwrap_or(0);
+                if analysis.stmts.iter().any(|s| s.sticky) {
+                    self.txn.sticky.insert(node);
+                }
                 let raw = frame.clone();
                 self.forward_simple(node, raw).await?;
                 self.txn.release();
@@ -137,7 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(false);
             }
         };
-        if let Err(e) = self.check_write(&p, stmt.kind.is_write()) {
+        if let Err(e) = self.before_run(&p, stmt) {
             self.error(&e);
             return Ok(false);
         }
@@ -225,6 +228,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         .starts_with("discard")
                     {
                         self.settings.clear();
+                        self.txn.discard();
                         self.push(&be::command_complete("DISCARD ALL"));
                         return Ok(());
                     }
