@@ -135,7 +135,9 @@ async fn run(
         }
     };
     for (name, why) in &startup.down {
-        tracing::warn!("starting degraded: {why}; statements that need node \"{name}\" fail until it answers");
+        tracing::warn!(
+            "starting degraded: {why}; statements that need node \"{name}\" fail until it answers"
+        );
     }
     let user = cfg.users.iter().next().map(|(u, p)| (u.clone(), p.clone()));
     let db = local::database(&cfg);

@@ -3,11 +3,13 @@
 
 use shardgate::config::{parse, LogFormat};
 
-const BASE: &str = "[server]\nlisten = \"127.0.0.1:6432\"\n\n[[users]]\nname = \"app\"\npassword = \"s\"\n\n\
+const BASE: &str =
+    "[server]\nlisten = \"127.0.0.1:6432\"\n\n[[users]]\nname = \"app\"\npassword = \"s\"\n\n\
                     [[nodes]]\nname = \"w1\"\nurl = \"postgresql://postgres@127.0.0.1:1/app\"\n\n\
                     [[nodes]]\nname = \"w2\"\nurl = \"postgresql://postgres@127.0.0.1:2/app\"\n\n";
 
-const USERS: &str = "[[tables]]\nname = \"users\"\nmethod = \"hash\"\ncolumn = \"user_uuid\"\nshards = 2\n";
+const USERS: &str =
+    "[[tables]]\nname = \"users\"\nmethod = \"hash\"\ncolumn = \"user_uuid\"\nshards = 2\n";
 
 fn refused(text: &str) -> String {
     match parse(text) {
@@ -38,7 +40,9 @@ fn misspelled_key_in_a_range_names_the_table() {
 
 #[test]
 fn unnamed_table_entry_is_named_by_position() {
-    let msg = refused(&format!("{BASE}{USERS}\n[[tables]]\nnmae = \"x\"\nmethod = \"reference\"\n"));
+    let msg = refused(&format!(
+        "{BASE}{USERS}\n[[tables]]\nnmae = \"x\"\nmethod = \"reference\"\n"
+    ));
     assert_names(&msg, &["[[tables]] entry 2", "nmae"]);
 }
 
@@ -50,7 +54,9 @@ fn misspelled_server_user_node_and_top_level_keys() {
     assert_names(&msg, &["user \"app\"", "max_conections"]);
     let msg = refused(&BASE.replacen("name = \"w1\"", "name = \"w1\"\nport = 5432", 1));
     assert_names(&msg, &["node \"w1\"", "port"]);
-    let msg = refused(&format!("{BASE}[[table]]\nname = \"t\"\nmethod = \"reference\"\n"));
+    let msg = refused(&format!(
+        "{BASE}[[table]]\nname = \"t\"\nmethod = \"reference\"\n"
+    ));
     assert_names(&msg, &["top-level", "\"table\""]);
 }
 
@@ -60,8 +66,10 @@ fn tls_needs_cert_and_key() {
     assert_names(&refused(&with("tls_cert = \"c.pem\"")), &["tls_key"]);
     assert_names(&refused(&with("tls_key = \"k.pem\"")), &["tls_cert"]);
     assert_names(&refused(&with("tls_required = true")), &["tls_required"]);
-    let cfg = parse(&with("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_required = true"))
-        .expect("cert, key and required");
+    let cfg = parse(&with(
+        "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_required = true",
+    ))
+    .expect("cert, key and required");
     assert!(cfg.tls_required);
     assert_eq!(cfg.tls_cert.as_deref(), Some("c.pem"));
     assert_eq!(cfg.tls_key.as_deref(), Some("k.pem"));
@@ -70,8 +78,14 @@ fn tls_needs_cert_and_key() {
 #[test]
 fn log_format_is_text_or_json() {
     let with = |f: &str| BASE.replace("[server]\n", &format!("[server]\nlog_format = \"{f}\"\n"));
-    assert_eq!(parse(&with("json")).expect("json").log_format, LogFormat::Json);
-    assert_eq!(parse(&with("text")).expect("text").log_format, LogFormat::Text);
+    assert_eq!(
+        parse(&with("json")).expect("json").log_format,
+        LogFormat::Json
+    );
+    assert_eq!(
+        parse(&with("text")).expect("text").log_format,
+        LogFormat::Text
+    );
     assert_names(&refused(&with("xml")), &["log_format", "xml"]);
 }
 

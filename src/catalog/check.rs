@@ -44,7 +44,11 @@ enum Found {
 pub async fn check_workers(config: &Config, degraded: bool) -> Result<Startup, String> {
     let map = &config.shardmap;
     let timeout = Duration::from_secs(config.worker_timeout_secs);
-    let tables: Vec<_> = map.tables().into_iter().filter(|t| !t.is_reference()).collect();
+    let tables: Vec<_> = map
+        .tables()
+        .into_iter()
+        .filter(|t| !t.is_reference())
+        .collect();
     let per_node = config.nodes.iter().enumerate().map(|(i, node)| {
         let mine: Vec<_> = (tables.iter())
             .filter(|t| t.nodes(map.node_count).contains(&i))
@@ -62,7 +66,11 @@ pub async fn check_workers(config: &Config, degraded: bool) -> Result<Startup, S
         let node = &config.nodes[i];
         match r {
             Err(e) => {
-                let why = format!("node \"{}\" ({}) does not answer: {e}", node.name, where_is(&node.url));
+                let why = format!(
+                    "node \"{}\" ({}) does not answer: {e}",
+                    node.name,
+                    where_is(&node.url)
+                );
                 if degraded {
                     startup.down.push((node.name.clone(), why));
                 } else {
@@ -87,7 +95,9 @@ pub async fn check_workers(config: &Config, degraded: bool) -> Result<Startup, S
         }
     }
     for (table, on) in &seen {
-        let Some(t) = tables.iter().find(|t| &t.name == table) else { continue };
+        let Some(t) = tables.iter().find(|t| &t.name == table) else {
+            continue;
+        };
         let (first_node, first_ty, pos) = &on[0];
         if let Some((n, ty, _)) = on.iter().find(|(_, ty, _)| ty != first_ty) {
             problems.push(format!(
@@ -125,7 +135,10 @@ pub async fn check_workers(config: &Config, degraded: bool) -> Result<Startup, S
         } else {
             ""
         };
-        Err(format!("refusing to start:\n  {}{hint}", problems.join("\n  ")))
+        Err(format!(
+            "refusing to start:\n  {}{hint}",
+            problems.join("\n  ")
+        ))
     }
 }
 
@@ -146,7 +159,11 @@ fn where_is(url: &str) -> String {
 
 type Lookups = Vec<((String, String), Found)>;
 
-async fn look_up(url: &str, timeout: Duration, tables: &[(String, String)]) -> Result<Lookups, String> {
+async fn look_up(
+    url: &str,
+    timeout: Duration,
+    tables: &[(String, String)],
+) -> Result<Lookups, String> {
     let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
     let (client, conn) = match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(c)) => c,
@@ -157,17 +174,21 @@ async fn look_up(url: &str, timeout: Duration, tables: &[(String, String)]) -> R
     let mut out = Vec::new();
     let mut failed = None;
     for (table, column) in tables {
-        let rows = match tokio::time::timeout(timeout, client.query(KEY_SQL, &[table, column])).await {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => {
-                failed = Some(format!("catalog query failed: {e}"));
-                break;
-            }
-            Err(_) => {
-                failed = Some(format!("catalog query: no answer within {} s", timeout.as_secs()));
-                break;
-            }
-        };
+        let rows =
+            match tokio::time::timeout(timeout, client.query(KEY_SQL, &[table, column])).await {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(e)) => {
+                    failed = Some(format!("catalog query failed: {e}"));
+                    break;
+                }
+                Err(_) => {
+                    failed = Some(format!(
+                        "catalog query: no answer within {} s",
+                        timeout.as_secs()
+                    ));
+                    break;
+                }
+            };
         let found = match rows.first() {
             None => Found::NoTable,
             Some(row) => match row.try_get::<_, Option<String>>(0) {

@@ -109,6 +109,9 @@ fn first_created_table(sql: &str) -> String {
     words
         .windows(3)
         .find(|w| w[0].eq_ignore_ascii_case("CREATE") && w[1].eq_ignore_ascii_case("TABLE"))
-        .map(|w| w[2].trim_matches(|c: char| c == '(' || c == '"').to_lowercase())
+        .map(|w| {
+            w[2].trim_matches(|c: char| c == '(' || c == '"')
+                .to_lowercase()
+        })
         .unwrap_or_default()
 }
