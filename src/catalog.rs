@@ -1,5 +1,10 @@
 //! Learns what the config leaves out from the workers' catalogs (control path, tokio-postgres):
-//! the type and position of each distributed table's key column, for tables that already exist.
+//! the type and position of each distributed table's key column, for tables that already exist;
+//! and, at start, checks the config against every worker (see [`check_workers`]).
+
+mod check;
+
+pub use check::{check_workers, Startup};
 
 use std::time::Duration;
 

@@ -1,13 +1,20 @@
 //! The `shardgate` binary: `shardgate --config PATH` serves a cluster; `shardgate local` starts
-//! three PostgreSQL workers of its own and serves the example config over them.
+//! three PostgreSQL workers of its own and serves the example config over them. Both check the
+//! config against the workers before they listen, and say "ready" only once clients can query.
 
+use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use shardgate::config::{Config, LogFormat};
 use shardgate::{catalog, config, execute, local, server};
+
+/// The environment variable that overrides `server.listen` (`--listen` wins over it).
+const LISTEN_ENV: &str = "SHARDGATE_LISTEN";
 
 #[derive(Parser)]
 #[command(
@@ -16,9 +23,19 @@ use shardgate::{catalog, config, execute, local, server};
     about = "A sharding coordinator that speaks the PostgreSQL protocol"
 )]
 struct Cli {
-    /// The TOML config to serve.
+    /// The TOML config to serve [default: config/example.toml].
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// HOST:PORT to listen on, instead of the config's server.listen (so does $SHARDGATE_LISTEN).
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Start even when a node does not answer (the log names it); as server.start_degraded.
+    #[arg(long, global = true)]
+    degraded: bool,
+    /// SQL run through shardgate before "ready" when the first table it creates does not exist
+    /// yet [`local`: config/example-schema.sql].
+    #[arg(long, global = true)]
+    schema: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -30,60 +47,49 @@ enum Command {
         /// Where the workers' data lives.
         #[arg(long, default_value = "shardgate-data")]
         data: PathBuf,
-        /// SQL loaded through shardgate when its first table does not exist yet.
-        #[arg(long, default_value = "config/example-schema.sql")]
-        schema: PathBuf,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config_path = cli
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("config/example.toml"));
-    let cfg = match config::load(&config_path) {
+    let config_path = (cli.config.clone()).unwrap_or_else(|| PathBuf::from("config/example.toml"));
+    let mut cfg = match config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("shardgate: {e}");
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(cfg.log_level.clone().unwrap_or_else(|| "info".into())));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
-
-    let _cluster = match &cli.command {
-        Some(Command::Local { data, .. }) => {
-            let mut nodes = Vec::new();
-            for n in &cfg.nodes {
-                let port = match port_of(&n.url) {
-                    Some(p) => p,
-                    None => {
-                        eprintln!("shardgate: node \"{}\" has no port in its url", n.name);
-                        return ExitCode::from(2);
-                    }
-                };
-                nodes.push((n.name.clone(), port));
-            }
-            let db = cfg
-                .nodes
-                .first()
-                .and_then(|n| n.url.rsplit('/').next())
-                .unwrap_or("postgres")
-                .to_string();
-            let specs: Vec<(&str, u16)> = nodes.iter().map(|(n, p)| (n.as_str(), *p)).collect();
-            match local::LocalCluster::start(data, &specs, &db) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    eprintln!("shardgate: starting local workers failed: {e}");
-                    return ExitCode::from(1);
-                }
-            }
+    let env_listen = std::env::var(LISTEN_ENV).ok().filter(|s| !s.is_empty());
+    let listen_from = match (cli.listen.clone(), env_listen) {
+        (Some(l), _) => Some((l, "--listen")),
+        (None, Some(l)) => Some((l, LISTEN_ENV)),
+        (None, None) => None,
+    };
+    let listen_from = match listen_from {
+        Some((l, from)) => {
+            cfg.listen = l;
+            from
         }
+        None => "server.listen",
+    };
+    init_logging(&cfg);
+    let degraded = cli.degraded || cfg.start_degraded;
+    let is_local = matches!(cli.command, Some(Command::Local { .. }));
+    let schema = (cli.schema.clone())
+        .or_else(|| is_local.then(|| PathBuf::from("config/example-schema.sql")));
+
+    // Kept until the end of main: dropping it stops the workers `local` started.
+    let _cluster = match &cli.command {
+        Some(Command::Local { data }) => match local::start_for(&cfg, data) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("shardgate: {e}");
+                return ExitCode::from(1);
+            }
+        },
         None => None,
     };
-
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,94 +100,152 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = rt.block_on(async move {
-        if let Err(e) = catalog::learn_key_types(&cfg).await {
+    rt.block_on(run(cfg, listen_from, degraded, schema, is_local))
+}
+
+/// Text for people (colour only when stderr is a terminal and NO_COLOR is unset) or one JSON
+/// object per line; on stderr, so stdout carries only the "connect with" line.
+fn init_logging(cfg: &Config) {
+    let level = cfg.log_level.clone().unwrap_or_else(|| "info".into());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(ansi).init()
+        }
+    }
+}
+
+async fn run(
+    cfg: Config,
+    listen_from: &str,
+    degraded: bool,
+    schema: Option<PathBuf>,
+    is_local: bool,
+) -> ExitCode {
+    let startup = match catalog::check_workers(&cfg, degraded).await {
+        Ok(s) => s,
+        Err(e) => {
             eprintln!("shardgate: {e}");
             return ExitCode::from(2);
         }
-        let listen = cfg.listen.clone();
-        let shared = match execute::Shared::new(cfg).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("shardgate: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let listener = match tokio::net::TcpListener::bind(&listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("shardgate: cannot listen on {listen}: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        tracing::info!("shardgate listening on {listen}");
-        if let Some(Command::Local { schema, .. }) = &cli.command {
-            let user = shared
-                .config
-                .users
-                .iter()
-                .next()
-                .map(|(u, p)| (u.clone(), p.clone()));
-            if let (Some((user, password)), Ok(sql)) = (user, std::fs::read_to_string(schema)) {
-                let addr = listener
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or(listen.clone());
-                tokio::spawn(load_schema(addr, user, password, sql));
-            }
-        }
-        match server::serve(shared, listener, server::signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("shardgate: {e}");
-                ExitCode::from(1)
-            }
-        }
-    });
-    code
-}
-
-fn port_of(url: &str) -> Option<u16> {
-    use std::str::FromStr;
-    tokio_postgres::Config::from_str(url)
-        .ok()?
-        .get_ports()
-        .first()
-        .copied()
-}
-
-/// `local`: loads the example schema through shardgate itself, once.
-async fn load_schema(addr: String, user: String, password: String, sql: String) {
-    let Some((host, port)) = addr.rsplit_once(':') else {
-        return;
     };
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host(host)
-        .port(port.parse().unwrap_or(6432))
-        .user(&user)
-        .password(&password)
-        .dbname("app");
-    let Ok((client, conn)) = cfg.connect(tokio_postgres::NoTls).await else {
-        tracing::warn!("could not connect to load the example schema");
-        return;
+    for (name, why) in &startup.down {
+        tracing::warn!(
+            "starting degraded: {why}; statements that need node \"{name}\" fail until it answers"
+        );
+    }
+    let user = cfg.users.iter().next().map(|(u, p)| (u.clone(), p.clone()));
+    let db = local::database(&cfg);
+    let workers = cfg.nodes.len();
+    let listen = cfg.listen.clone();
+    let shared = match execute::Shared::new(cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("shardgate: {e}");
+            return ExitCode::from(2);
+        }
     };
-    tokio::spawn(conn);
-    let first_table = sql
-        .split_whitespace()
-        .skip_while(|w| !w.eq_ignore_ascii_case("TABLE"))
-        .nth(1)
-        .unwrap_or("")
-        .to_string();
-    let exists = client
-        .query_opt(
-            "SELECT 1 FROM pg_tables WHERE tablename = $1",
-            &[&first_table],
-        )
-        .await;
-    if matches!(exists, Ok(None)) {
-        match client.batch_execute(&sql).await {
-            Ok(()) => tracing::info!("loaded the example schema and rows"),
-            Err(e) => tracing::warn!("loading the example schema failed: {e}"),
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("shardgate: cannot listen on {listen} (from {listen_from}): {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("shardgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // The listener is bound (its port is taken and known) but not accepted on until the schema
+    // is in: a client that connects early waits in the backlog and then sees every table.
+    let mut schema_note = String::new();
+    if let (Some(path), Some((u, p))) = (&schema, &user) {
+        match std::fs::read_to_string(path) {
+            Err(e) => tracing::warn!("no schema loaded: cannot read {}: {e}", path.display()),
+            Ok(sql) => {
+                let load = load_privately(shared.clone(), u, p, &db, &sql);
+                let loaded = tokio::select! {
+                    r = load => r,
+                    _ = server::signal() => return ExitCode::from(130),
+                };
+                match loaded {
+                    Ok(local::Loaded::Now) => {
+                        tracing::info!("loaded {}", path.display());
+                        schema_note = format!("{} loaded, ", path.display());
+                    }
+                    Ok(local::Loaded::Before(t)) => {
+                        schema_note =
+                            format!("{} loaded before (table {t} exists), ", path.display())
+                    }
+                    Err(e) => {
+                        eprintln!("shardgate: loading {} failed: {e}", path.display());
+                        return ExitCode::from(1);
+                    }
+                }
+            }
         }
     }
+    let serving = tokio::spawn(server::serve(shared, listener, server::signal()));
+    let answering = workers - startup.down.len();
+    let down: Vec<&str> = startup.down.iter().map(|(n, _)| n.as_str()).collect();
+    let down = if down.is_empty() {
+        String::new()
+    } else {
+        format!(" (degraded: {} down)", down.join(", "))
+    };
+    tracing::info!("ready on {addr}: {schema_note}{answering} of {workers} workers answer{down}");
+    if let Some((u, p)) = &user {
+        println!("connect with: {}", psql_line(addr, u, p, &db, is_local));
+    }
+    match serving.await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("shardgate: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("shardgate: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Loads `sql` through a shardgate of its own on an ephemeral loopback port, stopped afterwards.
+async fn load_privately(
+    shared: std::sync::Arc<execute::Shared>,
+    user: &str,
+    password: &str,
+    db: &str,
+    sql: &str,
+) -> Result<local::Loaded, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("loopback listener: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let task = tokio::spawn(server::serve(shared, listener, std::future::pending()));
+    let result = local::load_schema(addr, user, password, db, sql).await;
+    // The loader's session has ended with its connection; aborting (rather than a shutdown)
+    // keeps the drain message out of the log of a server that is only starting.
+    task.abort();
+    result
+}
+
+/// The psql command that reaches this shardgate; it shows the password only for `local`, whose
+/// example password the README prints anyway.
+fn psql_line(addr: SocketAddr, user: &str, password: &str, db: &str, is_local: bool) -> String {
+    let a = local::reachable(addr);
+    let pw = if is_local {
+        format!("PGPASSWORD={password} ")
+    } else {
+        String::new()
+    };
+    format!("{pw}psql -h {} -p {} -U {user} {db}", a.ip(), a.port())
 }

@@ -65,21 +65,33 @@ pub fn free_ports(n: usize) -> io::Result<Vec<u16>> {
         .collect()
 }
 
+/// The `pg_config` to ask for the server's directories: `SHARDGATE_PG_CONFIG` when set (the
+/// tests point it at nothing to play a machine without PostgreSQL), else the one on PATH.
+fn pg_config() -> PathBuf {
+    std::env::var_os("SHARDGATE_PG_CONFIG").map_or_else(|| "pg_config".into(), PathBuf::from)
+}
+
+/// Where Debian keeps one bin/ per PostgreSQL version: `SHARDGATE_PG_LIBDIR` when set.
+pub fn pg_libdir() -> PathBuf {
+    std::env::var_os("SHARDGATE_PG_LIBDIR")
+        .map_or_else(|| "/usr/lib/postgresql".into(), PathBuf::from)
+}
+
 /// Directory holding initdb/pg_ctl/postgres: PATH first (if `initdb` found there; symlinks
-/// resolved), else `pg_config --bindir`, else newest /usr/lib/postgresql/*/bin.
+/// resolved), else `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin.
 pub fn pg_bindir() -> io::Result<PathBuf> {
     let on_path = find_exe("initdb").and_then(|p| p.canonicalize().ok());
     if let Some(dir) = on_path.as_deref().and_then(Path::parent) {
         return Ok(dir.to_path_buf());
     }
-    if let Ok(o) = Command::new("pg_config").arg("--bindir").output() {
+    if let Ok(o) = Command::new(pg_config()).arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
         if o.status.success() && dir.join("initdb").exists() {
             return Ok(dir);
         }
     }
     let mut best: Option<(Vec<u32>, PathBuf)> = None;
-    for entry in std::fs::read_dir("/usr/lib/postgresql")
+    for entry in std::fs::read_dir(pg_libdir())
         .into_iter()
         .flatten()
         .flatten()
@@ -94,7 +106,10 @@ pub fn pg_bindir() -> io::Result<PathBuf> {
     let missing = || {
         io::Error::new(
             io::ErrorKind::NotFound,
-            "initdb not found: install postgresql",
+            "PostgreSQL's server programs (initdb, pg_ctl) are not installed: not on PATH, not \
+             in pg_config --bindir, not under /usr/lib/postgresql/*/bin. `bash scripts/local.sh` \
+             installs them (Debian packages) and starts `local`; or install the `postgresql` \
+             package yourself",
         )
     };
     best.map(|(_, bin)| bin).ok_or_else(missing)
@@ -178,8 +193,8 @@ pub(super) fn pid_is_postgres(pidfile: &Path) -> bool {
 
 pub(super) fn has_pg_stat_statements(bindir: &Path) -> bool {
     let mut shares = vec![bindir.join("../share")];
-    for pg_config in [bindir.join("pg_config"), PathBuf::from("pg_config")] {
-        match Command::new(pg_config).arg("--sharedir").output() {
+    for prog in [bindir.join("pg_config"), pg_config()] {
+        match Command::new(prog).arg("--sharedir").output() {
             Ok(o) if o.status.success() && !o.stdout.trim_ascii().is_empty() => {
                 shares.push(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
             }

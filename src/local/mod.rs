@@ -1,12 +1,14 @@
 //! Throwaway local PostgreSQL worker servers on loopback (initdb, pg_ctl start/stop, psql), used by `shardgate local` and the integration tests.
 
 mod host;
+mod serve;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub use host::{free_ports, pg_bindir};
+pub use host::{free_ports, pg_bindir, pg_libdir};
+pub use serve::{database, load_schema, reachable, start_for, Loaded};
 
 use host::{
     check, euid_is_root, has_pg_stat_statements, pg_cmd, pg_ctl_stop, pid_is_postgres, port_open,
