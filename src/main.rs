@@ -90,10 +90,7 @@ fn main() -> ExitCode {
         },
         None => None,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match server::runtime(cfg.threads, cfg.max_expression_depth) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("shardgate: {e}");

@@ -108,8 +108,9 @@ impl Backend {
 
     /// Whether this idle connection can no longer be trusted: its node fell since it was made,
     /// or the worker sent something or hung up while it sat in the pool (a backend terminated
-    /// by pg_terminate_backend or a restart says FATAL 57P01 and closes). Costs no system call
-    /// unless the socket has become readable.
+    /// by pg_terminate_backend or a restart says FATAL 57P01 and closes). One non-blocking peek
+    /// at the socket: asking the kernel, not the reactor's last look, so a close that has
+    /// arrived is always seen.
     pub fn is_stale(&mut self) -> bool {
         if let Some(d) = &self.down {
             if *d.borrow() != self.generation {
@@ -119,8 +120,9 @@ impl Backend {
         if !self.buf.is_empty() {
             return true;
         }
-        let mut b = [0u8; 1];
-        !matches!(self.stream.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        let peek = socket2::SockRef::from(&self.stream).peek(&mut b);
+        !matches!(peek, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     async fn connect_inner(t: &Target) -> SgResult<Backend> {

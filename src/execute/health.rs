@@ -112,12 +112,16 @@ async fn check(
     t: &super::backend::Target,
     conn: &mut Option<super::backend::Backend>,
 ) -> Result<(), SgError> {
-    if conn.is_none() {
-        *conn = Some(super::backend::Backend::connect_unwatched(t).await?);
+    // An empty query: the cheapest round trip through a backend (EmptyQueryResponse). A
+    // connection of ours that was terminated (pg_terminate_backend, a restart) is not a verdict
+    // on the node: a fresh one decides.
+    if let Some(c) = conn.as_mut() {
+        if c.run("").await.is_ok() {
+            return Ok(());
+        }
     }
-    match conn.as_mut() {
-        // An empty query: the cheapest round trip through a backend (EmptyQueryResponse).
-        Some(c) => c.run("").await.map(|_| ()),
-        None => Ok(()),
-    }
+    let mut c = super::backend::Backend::connect_unwatched(t).await?;
+    c.run("").await?;
+    *conn = Some(c);
+    Ok(())
 }

@@ -104,6 +104,29 @@ impl LocalCluster {
         self.psql_port(self.nodes.get(i).ok_or_else(no_node)?.port, db, sql)
     }
 
+    /// The postmaster's process id of node i, from its postmaster.pid.
+    pub fn pid(&self, i: usize) -> Option<i32> {
+        let node = self.nodes.get(i)?;
+        let text = std::fs::read_to_string(node.data_dir.join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// `pg_ctl stop -m fast` for node i alone (the failure tests stop a worker and start it
+    /// again with [`LocalCluster::restart_node`]).
+    pub fn stop_node(&self, i: usize) -> io::Result<()> {
+        let no_node = || io::Error::new(io::ErrorKind::InvalidInput, format!("no local node {i}"));
+        let node = self.nodes.get(i).ok_or_else(no_node)?;
+        pg_ctl_stop(&self.bindir, self.as_postgres, &self.root, &node.data_dir)
+    }
+
+    /// Starts node i again after a stop or a crash (a stale postmaster.pid is removed).
+    pub fn restart_node(&self, i: usize) -> io::Result<()> {
+        let no_node = || io::Error::new(io::ErrorKind::InvalidInput, format!("no local node {i}"));
+        let node = self.nodes.get(i).ok_or_else(no_node)?;
+        let pgss = has_pg_stat_statements(&self.bindir);
+        self.start_node(&node.name, node.port, "app", pgss).map(|_| ())
+    }
+
     /// `pg_ctl stop -m fast` for every node this cluster started (reused servers keep running); idempotent.
     pub fn stop(&mut self) {
         for (node, started) in self.nodes.iter().zip(self.started.iter_mut()) {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod diff;
+pub mod own;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
