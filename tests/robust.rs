@@ -30,6 +30,7 @@ async fn heals(own: &Own, id: i64) {
         assert!(start.elapsed() < HEAL, "node of {id} did not heal in {HEAL:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!("node of {id} served again {:?} after it was back", start.elapsed());
     let c = own.connect().await.expect("connect");
     for _ in 0..20 {
         c.query_one("SELECT v FROM t WHERE id = $1", &[&id])
@@ -45,6 +46,7 @@ async fn fails_fast(own: &Own, id: i64, node: &str) {
     assert_eq!(code(&e), "08006", "{e}");
     assert!(message(&e).contains(node), "{}", message(&e));
     assert!(start.elapsed() < NOTICE, "took {:?}", start.elapsed());
+    eprintln!("node {node} down: a statement for it failed in {:?}", start.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,6 +89,7 @@ async fn a_sick_worker_hurts_only_its_own_statements_and_heals() {
     let e = r.expect_err("frozen worker's statement fails");
     assert_eq!(code(&e), "08006", "{e}");
     assert!(waited < NOTICE, "in-flight statement waited {waited:?}");
+    eprintln!("frozen worker: the statement waiting on it failed after {waited:?}");
     fails_fast(&own, k2, "w2").await;
     assert_eq!(value(&own, k1).await.expect("w1 untouched"), format!("v{k1}"));
     own.signal(1, "CONT");

@@ -157,15 +157,20 @@ impl Own {
         out
     }
 
+    /// Sends `sig` to worker i's postmaster, then to every process it started (a backend
+    /// that exits in between is no longer there to signal).
     pub fn signal(&self, i: usize, sig: &str) {
-        let pids: Vec<String> = self.processes(i).iter().map(|p| p.to_string()).collect();
+        let pids = self.processes(i);
         assert!(!pids.is_empty(), "worker {i} has no processes");
-        let st = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .args(&pids)
-            .status()
-            .expect("kill");
-        assert!(st.success(), "kill -{sig} {pids:?}");
+        for (n, pid) in pids.iter().enumerate() {
+            let st = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("kill");
+            assert!(n > 0 || st.success(), "kill -{sig} {pid} (postmaster)");
+        }
     }
 
     pub fn stop_worker(&self, i: usize) {
