@@ -58,7 +58,7 @@ pub struct Analyzed {
 }
 
 /// What an analysis of `text` is assumed to hold.
-fn cost(text: &str) -> usize {
+pub fn cost(text: &str) -> usize {
     text.len()
         .saturating_mul(BYTES_PER_TEXT_BYTE)
         .saturating_add(ENTRY_OVERHEAD)

@@ -36,6 +36,8 @@ pub struct Session<S> {
     pub settings: BTreeMap<String, String>,
     pub txn: txn::Held,
     pub statements: HashMap<String, Arc<extended::Prepared>>,
+    /// What the prepared statements are assumed to hold (`analyze::cache::cost`), bounded.
+    pub statements_bytes: usize,
     pub portals: HashMap<String, extended::Portal>,
     /// The last statement reported an error (set by `error` and by forwarded worker errors).
     pub errored: bool,
@@ -60,6 +62,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             settings,
             txn: txn::Held::default(),
             statements: HashMap::new(),
+            statements_bytes: 0,
             portals: HashMap::new(),
             errored: false,
             active: Default::default(),

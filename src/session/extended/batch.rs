@@ -48,6 +48,13 @@ pub(super) struct Batch {
     /// Statements this batch prepared, by node: forgotten again if the batch fails, since a
     /// failed Parse leaves no statement behind.
     parsed: Vec<(usize, String)>,
+    /// Bytes of client messages collected so far (bounded: `batch_limit`).
+    bytes: usize,
+}
+
+/// The most a batch may collect before its Sync: four client messages of the largest size.
+fn batch_limit(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(4)
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -65,6 +72,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.finish_sync(&mut batch).await?;
                 }
                 return Ok(());
+            }
+            batch.bytes += frame.raw.len();
+            let limit = batch_limit(self.shared.config.max_message_bytes);
+            if !batch.failed && batch.bytes > limit {
+                let e = SgError::new(
+                    crate::error::code::PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "extended-protocol messages before Sync exceed {limit} bytes (4 × server.max_message_bytes); send Sync more often"
+                    ),
+                );
+                batch.items.push(Item::Local(be::error(&e)));
+                batch.failed = true;
+                if let Some(t) = self.txn.txn.as_mut() {
+                    t.failed = true;
+                }
             }
             if !batch.failed {
                 if let Err(e) = self.message(&mut batch, &frame).await {

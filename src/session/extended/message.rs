@@ -42,8 +42,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     analysis: analyzed.analysis,
                     parse: p,
                 };
-                self.statements
-                    .insert(prepared.parse.name.clone(), Arc::new(prepared));
+                self.keep_statement(prepared)?;
                 b.items.push(Item::Local(be::simple(be::PARSE_COMPLETE)));
             }
             fe::BIND => {
@@ -259,7 +258,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             fe::CLOSE => {
                 let (kind, name) = fe::target(f)?;
                 if kind == b'S' {
-                    self.statements.remove(&name);
+                    self.forget_statement(&name);
                 } else {
                     self.portals.remove(&name);
                 }

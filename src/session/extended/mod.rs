@@ -75,7 +75,43 @@ fn backend_name(p: &fe::Parse) -> String {
     format!("sg_{:016x}", h.finish())
 }
 
+/// Bytes a session's prepared statements may be assumed to hold together (their analyses,
+/// `analyze::cache::cost`): four times the shared cache's bound.
+fn statements_limit(cache_bytes: usize) -> usize {
+    cache_bytes.saturating_mul(4)
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    /// Keeps a prepared statement under its name, within the session's bound (54000 past it,
+    /// as PostgreSQL answers when a backend's memory runs out).
+    fn keep_statement(&mut self, p: Prepared) -> SgResult<()> {
+        let cost = crate::analyze::cache::cost(&p.parse.sql);
+        let old = self
+            .statements
+            .get(&p.parse.name)
+            .map_or(0, |o| crate::analyze::cache::cost(&o.parse.sql));
+        let limit = statements_limit(self.shared.config.analysis_cache_bytes);
+        if self.statements_bytes - old + cost > limit {
+            return Err(SgError::new(
+                code::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "prepared statements of this session would hold more than {} MB (4 × server.analysis_cache_bytes); close some",
+                    limit >> 20
+                ),
+            ));
+        }
+        self.statements_bytes = self.statements_bytes - old + cost;
+        self.statements.insert(p.parse.name.clone(), Arc::new(p));
+        Ok(())
+    }
+
+    fn forget_statement(&mut self, name: &str) {
+        if let Some(p) = self.statements.remove(name) {
+            let cost = crate::analyze::cache::cost(&p.parse.sql);
+            self.statements_bytes = self.statements_bytes.saturating_sub(cost);
+        }
+    }
+
     fn statement(&self, name: &str) -> SgResult<Arc<Prepared>> {
         self.statements.get(name).cloned().ok_or_else(|| {
             SgError::new(
