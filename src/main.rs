@@ -90,6 +90,7 @@ fn main() -> ExitCode {
         },
         None => None,
     };
+    server::install_panic_hook();
     let rt = match server::runtime(cfg.threads, cfg.max_expression_depth) {
         Ok(rt) => rt,
         Err(e) => {

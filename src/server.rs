@@ -82,7 +82,6 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    install_panic_hook();
     let opts = Options::from_config(&shared.config).map_err(std::io::Error::other)?;
     let max = shared.config.max_clients;
     let slots = Arc::new(Semaphore::new(max));
@@ -216,7 +215,8 @@ pub fn stack_size(max_expression_depth: usize) -> usize {
 }
 
 /// A panic is a bug: it ends the one session (or task) it happened in, its worker connections
-/// are dropped rather than pooled (`Manager::has_broken`), and the log gets one line.
+/// are dropped rather than pooled (`Manager::has_broken`), and the log gets one line. The
+/// binary installs this; tests keep the default hook, which shows their own assertions.
 pub fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

@@ -34,7 +34,9 @@ fn message_bytes(tag: u8, body: &[u8]) -> Vec<u8> {
 
 /// Sends `bytes`, then reads what comes back until the server closes (bounded).
 async fn exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
     let _ = s.write_all(bytes).await;
     // Nothing more is coming: the server sees the end at once instead of waiting for it.
     let _ = s.shutdown().await;
@@ -77,10 +79,29 @@ fn corpus() -> Vec<Vec<u8>> {
         (-1i32).to_be_bytes().to_vec(),
         0i32.to_be_bytes().to_vec(),
         [i32::MAX.to_be_bytes(), 196_608i32.to_be_bytes()].concat(),
-        [8i32.to_be_bytes(), 80_877_103i32.to_be_bytes()].concat().repeat(5),
-        [16i32.to_be_bytes(), 80_877_102i32.to_be_bytes(), 1i32.to_be_bytes(), 2i32.to_be_bytes()].concat(),
-        [12i32.to_be_bytes(), 0x0004_0000i32.to_be_bytes(), [0, 0, 0, 0]].concat(),
-        startup_packet(&[("user", "app"), ("datestyle = 'ISO'; CREATE TABLE injected_marker(x int); SET datestyle", "x")]),
+        [8i32.to_be_bytes(), 80_877_103i32.to_be_bytes()]
+            .concat()
+            .repeat(5),
+        [
+            16i32.to_be_bytes(),
+            80_877_102i32.to_be_bytes(),
+            1i32.to_be_bytes(),
+            2i32.to_be_bytes(),
+        ]
+        .concat(),
+        [
+            12i32.to_be_bytes(),
+            0x0004_0000i32.to_be_bytes(),
+            [0, 0, 0, 0],
+        ]
+        .concat(),
+        startup_packet(&[
+            ("user", "app"),
+            (
+                "datestyle = 'ISO'; CREATE TABLE injected_marker(x int); SET datestyle",
+                "x",
+            ),
+        ]),
         startup_packet(&[("database", "app")]),
         vec![0x16, 3, 1, 0, 0x50, 1, 0, 0, 0x4c],
         (0..=255u8).cycle().take(100_000).collect(),
@@ -101,7 +122,10 @@ async fn hostile_openings_are_answered_never_crash() {
     }
     // A parameter name that tries to be SQL is refused as PostgreSQL refuses an unknown one.
     let bad = startup_packet(&[("user", "app"), ("a'; DROP TABLE t; --", "1")]);
-    assert_eq!(error_code(&exchange(own.port, &bad).await).as_deref(), Some("42704"));
+    assert_eq!(
+        error_code(&exchange(own.port, &bad).await).as_deref(),
+        Some("42704")
+    );
     // Seeded mutations of a valid opening, over real sockets.
     let mut x: u64 = 0x5eed_0003;
     let base = corpus();
@@ -124,12 +148,24 @@ async fn hostile_openings_are_answered_never_crash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authentication_failures_read_alike_for_known_and_unknown_users() {
     let own = Own::start("hostile-auth", 0, "", "").await;
-    let wrong = own.connect_as("app", "nope").await.expect_err("wrong password");
-    let unknown = own.connect_as("nobody", "nope").await.expect_err("unknown user");
+    let wrong = own
+        .connect_as("app", "nope")
+        .await
+        .expect_err("wrong password");
+    let unknown = own
+        .connect_as("nobody", "nope")
+        .await
+        .expect_err("unknown user");
     assert_eq!(code(&wrong), "28P01");
     assert_eq!(code(&unknown), "28P01");
-    assert_eq!(message(&wrong), "password authentication failed for user \"app\"");
-    assert_eq!(message(&unknown), "password authentication failed for user \"nobody\"");
+    assert_eq!(
+        message(&wrong),
+        "password authentication failed for user \"app\""
+    );
+    assert_eq!(
+        message(&unknown),
+        "password authentication failed for user \"nobody\""
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,10 +180,20 @@ async fn connection_limits_answer_53300_and_silent_sockets_time_out() {
     // Silent sockets are openings, not clients: they hold no slot, and are closed in time.
     let mut silent = Vec::new();
     for _ in 0..25 {
-        silent.push(TcpStream::connect(("127.0.0.1", own.port)).await.expect("tcp"));
+        silent.push(
+            TcpStream::connect(("127.0.0.1", own.port))
+                .await
+                .expect("tcp"),
+        );
     }
-    let l1 = own.connect_as("limited", "pw").await.expect("first limited");
-    let e = own.connect_as("limited", "pw").await.expect_err("second limited");
+    let l1 = own
+        .connect_as("limited", "pw")
+        .await
+        .expect("first limited");
+    let e = own
+        .connect_as("limited", "pw")
+        .await
+        .expect_err("second limited");
     assert_eq!(code(&e), "53300");
     assert_eq!(message(&e), "too many connections for role \"limited\"");
     let a = own.connect().await.expect("second client");
@@ -191,15 +237,29 @@ fn raise_fd_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_idle_clients_and_silent_sockets_leave_room() {
     raise_fd_limit();
-    let own = Own::start("hostile-idle", 0, "max_clients = 1100\nauth_timeout_secs = 60\n", "").await;
+    let own = Own::start(
+        "hostile-idle",
+        0,
+        "max_clients = 1100\nauth_timeout_secs = 60\n",
+        "",
+    )
+    .await;
     let mut silent = Vec::new();
     for _ in 0..25 {
-        silent.push(TcpStream::connect(("127.0.0.1", own.port)).await.expect("tcp"));
+        silent.push(
+            TcpStream::connect(("127.0.0.1", own.port))
+                .await
+                .expect("tcp"),
+        );
     }
     let mut idle = Vec::new();
     for chunk in 0..20 {
         let batch: Vec<_> = (0..50).map(|_| own.connect()).collect();
-        for (i, c) in futures::future::join_all(batch).await.into_iter().enumerate() {
+        for (i, c) in futures::future::join_all(batch)
+            .await
+            .into_iter()
+            .enumerate()
+        {
             idle.push(c.unwrap_or_else(|e| panic!("idle client {}: {e}", chunk * 50 + i)));
         }
     }
@@ -211,17 +271,23 @@ async fn a_thousand_idle_clients_and_silent_sockets_leave_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_sslmode_require_verify_full_and_tls_required() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tls-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let ca_key = rcgen::KeyPair::generate().expect("ca key");
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "shardgate test CA");
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "shardgate test CA");
     let ca_cert = ca.self_signed(&ca_key).expect("ca");
     let key = rcgen::KeyPair::generate().expect("key");
     let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
     let cert = leaf.signed_by(&key, &ca_cert, &ca_key).expect("cert");
-    let (ca_pem, cert_pem, key_pem) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    let (ca_pem, cert_pem, key_pem) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
     std::fs::write(&ca_pem, ca_cert.pem()).expect("write");
     std::fs::write(&cert_pem, cert.pem()).expect("write");
     std::fs::write(&key_pem, key.serialize_pem()).expect("write");
@@ -244,14 +310,21 @@ async fn tls_with_sslmode_require_verify_full_and_tls_required() {
             .expect("psql");
         (
             out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
         )
     };
     for mode in ["require", "verify-full"] {
         let (ok, out) = psql(mode);
-        assert!(ok && out.contains("SSL connection"), "sslmode={mode}: {out}");
+        assert!(
+            ok && out.contains("SSL connection"),
+            "sslmode={mode}: {out}"
+        );
     }
     let (ok, out) = psql("disable");
-    assert!(!ok && out.contains("no encryption"), "plaintext refused: {out}");
+    assert!(
+        !ok && out.contains("no encryption"),
+        "plaintext refused: {out}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

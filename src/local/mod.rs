@@ -124,7 +124,8 @@ impl LocalCluster {
         let no_node = || io::Error::new(io::ErrorKind::InvalidInput, format!("no local node {i}"));
         let node = self.nodes.get(i).ok_or_else(no_node)?;
         let pgss = has_pg_stat_statements(&self.bindir);
-        self.start_node(&node.name, node.port, "app", pgss).map(|_| ())
+        self.start_node(&node.name, node.port, "app", pgss)
+            .map(|_| ())
     }
 
     /// `pg_ctl stop -m fast` for every node this cluster started (reused servers keep running); idempotent.

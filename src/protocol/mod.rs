@@ -165,3 +165,25 @@ impl<'a> Reader<'a> {
         self.b
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_length_field_reserves_only_what_arrives() {
+        let mut buf = BytesMut::new();
+        buf.put_u8(b'Q');
+        buf.put_i32(60 << 20);
+        buf.put_slice(b"SELECT");
+        assert!(take_frame(&mut buf, 64 << 20)
+            .expect("under the limit")
+            .is_none());
+        assert!(buf.capacity() <= READ_CHUNK + 64, "{}", buf.capacity());
+        let mut big = BytesMut::new();
+        big.put_u8(b'Q');
+        big.put_i32(1 << 30);
+        let e = take_frame(&mut big, 64 << 20).expect_err("past the limit");
+        assert_eq!(e.code, crate::error::code::PROGRAM_LIMIT_EXCEEDED);
+    }
+}

@@ -34,15 +34,19 @@ impl Own {
         let (cluster, ports) = if workers > 0 {
             let ports = shardgate::local::free_ports(workers).expect("ports");
             let names: Vec<String> = (1..=workers).map(|i| format!("w{i}")).collect();
-            let specs: Vec<(&str, u16)> =
-                names.iter().map(|n| n.as_str()).zip(ports.clone()).collect();
+            let specs: Vec<(&str, u16)> = names
+                .iter()
+                .map(|n| n.as_str())
+                .zip(ports.clone())
+                .collect();
             let c = LocalCluster::start(&root, &specs, "app").expect("workers start");
             (Some(c), ports)
         } else {
             // A node nobody listens on: the opening and its limits need no worker.
             (None, shardgate::local::free_ports(1).expect("ports"))
         };
-        let mut toml = format!("[server]\nlisten = \"127.0.0.1:0\"\nworker_timeout_secs = 5\n{server}\n");
+        let mut toml =
+            format!("[server]\nlisten = \"127.0.0.1:0\"\nworker_timeout_secs = 5\n{server}\n");
         toml += &format!("[[users]]\nname = \"app\"\npassword = \"app-secret\"\n\n{users}\n");
         for (i, p) in ports.iter().enumerate() {
             toml += &format!(
@@ -87,7 +91,11 @@ impl Own {
         own
     }
 
-    pub async fn connect_as(&self, user: &str, password: &str) -> Result<Client, tokio_postgres::Error> {
+    pub async fn connect_as(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Client, tokio_postgres::Error> {
         let dsn = format!(
             "host=127.0.0.1 port={} user={user} password={password} dbname=app connect_timeout=20",
             self.port
@@ -188,7 +196,9 @@ impl Drop for Own {
         // A test that failed while a worker was frozen must not leave it frozen.
         for i in 0..n {
             for pid in self.processes(i) {
-                let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-CONT", &pid.to_string()])
+                    .status();
             }
         }
         if let Some(c) = self.cluster.as_mut() {
