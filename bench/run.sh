@@ -17,7 +17,7 @@ $BIN --config bench/bench.toml local --data "$DATA" --schema config/example-sche
 SG=$!
 trap 'kill -INT $SG 2>/dev/null; wait $SG 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
-    grep -q "loaded the example schema\|listening" target/bench-shardgate.log 2>/dev/null && break
+    grep -q "ready on" target/bench-shardgate.log 2>/dev/null && break
     sleep 0.5
 done
 sleep 2

@@ -117,7 +117,7 @@ pub async fn serve(
             drop(socket);
             continue;
         };
-        let _ = crate::execute::backend::keepalive(&socket, shared.config.tcp_keepalive_secs);
+        let _ = crate::execute::pool::keepalive(&socket, shared.config.tcp_keepalive_secs);
         let (shared, auth, stop) = (shared.clone(), auth.clone(), stop_rx.clone());
         let (slots, per_user, opts) = (slots.clone(), per_user.clone(), opts.clone());
         tokio::spawn(async move {

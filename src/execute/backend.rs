@@ -251,7 +251,22 @@ impl Backend {
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> SgResult<()> {
-        let r = tokio::time::timeout(self.timeout, self.stream.write_all(bytes)).await;
+        let write = tokio::time::timeout(self.timeout, self.stream.write_all(bytes));
+        // A write blocks only when the worker stopped reading (its socket buffer is full): a
+        // node that falls meanwhile ends it as it ends a read.
+        let r = match &mut self.down {
+            Some(down) => {
+                let generation = self.generation;
+                tokio::select! {
+                    r = write => r,
+                    _ = down.wait_for(|g| *g != generation) => {
+                        self.broken = true;
+                        return Err(fell(&self.node_name));
+                    }
+                }
+            }
+            None => write.await,
+        };
         match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
@@ -291,13 +306,7 @@ impl Backend {
                     r = read => r,
                     _ = down.wait_for(|g| *g != generation) => {
                         self.broken = true;
-                        return Err(SgError::new(
-                            crate::error::code::CONNECTION_FAILURE,
-                            format!(
-                                "worker node \"{}\" stopped answering health checks during the statement",
-                                self.node_name
-                            ),
-                        ));
+                        return Err(fell(&self.node_name));
                     }
                 }
             }
@@ -379,42 +388,10 @@ impl Backend {
     }
 }
 
-/// TCP keepalive on a socket, so a peer that vanished without a FIN (a frozen or unplugged
-/// host) is noticed by the kernel within about `secs` × 4 even while nothing is being sent.
-pub fn keepalive(s: &TcpStream, secs: u64) -> std::io::Result<()> {
-    if secs == 0 {
-        return Ok(());
-    }
-    let d = Duration::from_secs(secs);
-    let ka = socket2::TcpKeepalive::new()
-        .with_time(d)
-        .with_interval(d)
-        .with_retries(3);
-    socket2::SockRef::from(s).set_tcp_keepalive(&ka)
+/// The error for a statement whose node fell while it waited on it.
+fn fell(node: &str) -> SgError {
+    SgError::new(
+        crate::error::code::CONNECTION_FAILURE,
+        format!("worker node \"{node}\" stopped answering health checks during the statement"),
+    )
 }
-
-/// bb8's view of a node: how to open a connection and whether one is still usable.
-pub struct Manager {
-    pub target: Target,
-}
-
-impl bb8::ManageConnection for Manager {
-    type Connection = Backend;
-    type Error = SgError;
-
-    async fn connect(&self) -> Result<Backend, SgError> {
-        Backend::connect(&self.target).await
-    }
-
-    async fn is_valid(&self, _conn: &mut Backend) -> Result<(), SgError> {
-        Ok(())
-    }
-
-    fn has_broken(&self, conn: &mut Backend) -> bool {
-        // Given back while a panic unwinds the session that held it: its state is unknown.
-        conn.broken || std::thread::panicking()
-    }
-}
-
-pub type Pool = bb8::Pool<Manager>;
-pub type Pooled = bb8::PooledConnection<'static, Manager>;

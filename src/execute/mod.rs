@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod health;
+pub mod pool;
 pub mod rows;
 
 use std::collections::HashMap;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use crate::analyze::cache::AnalysisCache;
 use crate::config::Config;
 use crate::error::{SgError, SgResult};
-use backend::{Manager, Pool, Pooled, Target};
+use backend::Target;
+use pool::{Manager, Pool, Pooled};
 
 /// What every session shares.
 pub struct Shared {

@@ -1,6 +1,7 @@
 //! One client session: startup and authentication (pgwire), then the query loop over raw
 //! frames, the transaction state, and the worker connections the session holds.
 
+pub mod auth;
 pub mod explain;
 pub mod extended;
 pub mod insert_select;

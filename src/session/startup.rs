@@ -9,58 +9,27 @@
 //! pgwire's sans-IO `ScramServerAuth`. Reading is ours rather than pgwire's framed codec,
 //! which panics on some malformed pre-login messages (see tests/robust.rs, `hostile_openings`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use pgwire::api::auth::sasl::scram::{gen_salted_password, random_nonce, ScramServerAuth};
-use pgwire::api::auth::Password;
+use bytes::{BufMut, BytesMut};
+use pgwire::api::auth::sasl::scram::{random_nonce, ScramServerAuth};
 use pgwire::tokio::server::MaybeTls;
 use pgwire::tokio::TlsAcceptor;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub use super::auth::Users;
+use super::auth::{self, auth_message, SCRAM_ITERATIONS};
 use crate::error::{code, SgError};
 use crate::protocol::backend as be;
-use crate::protocol::frontend::put_cstr;
 use crate::protocol::{Frame, Reader};
 
-const SCRAM_ITERATIONS: usize = 4096;
-const SALT: &[u8] = b"shardgate-scram-salt";
 /// PostgreSQL's MAX_STARTUP_PACKET_LENGTH (pqcomm.h).
 const MAX_STARTUP_PACKET: usize = 10_000;
-/// PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH (auth.h): the largest password or SASL message.
-const MAX_AUTH_MESSAGE: usize = 65_535;
 const SSL_REQUEST: i32 = 80_877_103;
 const GSSENC_REQUEST: i32 = 80_877_104;
 const CANCEL_REQUEST: i32 = 80_877_102;
 const PROTOCOL_3_0: i32 = 196_608;
-
-/// The configured users' salted passwords, computed once (PBKDF2 is deliberately slow), and a
-/// stand-in for names that are not users, so that an unknown user goes through the same
-/// exchange and fails at the same step with the same text as a wrong password (auth-scram.c's
-/// mock authentication).
-#[derive(Debug)]
-pub struct Users {
-    salted: HashMap<String, Vec<u8>>,
-    mock: Vec<u8>,
-}
-
-impl Users {
-    pub fn new(users: &BTreeMap<String, String>) -> Users {
-        Users {
-            salted: users
-                .iter()
-                .map(|(u, p)| (u.clone(), gen_salted_password(p, SALT, SCRAM_ITERATIONS)))
-                .collect(),
-            mock: gen_salted_password(&random_nonce(), SALT, SCRAM_ITERATIONS),
-        }
-    }
-
-    fn password(&self, user: &str) -> Password {
-        let p = self.salted.get(user).unwrap_or(&self.mock);
-        Password::new(Some(SALT.to_vec()), p.clone())
-    }
-}
 
 /// What the opening needs that outlives one connection.
 pub struct Authenticator {
@@ -183,7 +152,7 @@ struct Opener {
     tls: bool,
 }
 
-fn gone(e: impl std::fmt::Display) -> SgError {
+pub(super) fn gone(e: impl std::fmt::Display) -> SgError {
     SgError::new(code::CLIENT_GONE, "client went away").with_detail(e)
 }
 
@@ -266,7 +235,8 @@ impl Opener {
             ));
         }
         let settings = startup_settings(params.iter())?;
-        self.scram(auth, &user).await?;
+        let io = self.io()?;
+        auth::scram(io, &auth.scram, &auth.users, &user).await?;
         let pid = auth
             .next_pid
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -285,94 +255,6 @@ impl Opener {
 
     async fn write(&mut self, b: &[u8]) -> Result<(), SgError> {
         self.io()?.write_all(b).await.map_err(gone)
-    }
-
-    /// SCRAM-SHA-256 (RFC 7677 over PostgreSQL's SASL messages). Any failure, for a known or
-    /// an unknown user, is PostgreSQL's one text for it.
-    async fn scram(&mut self, auth: &Authenticator, user: &str) -> Result<(), SgError> {
-        let failed = || {
-            SgError::new(
-                code::INVALID_PASSWORD,
-                format!("password authentication failed for user \"{user}\""),
-            )
-        };
-        let malformed = |detail: &str| {
-            SgError::new(code::PROTOCOL_VIOLATION, "malformed SCRAM message").with_detail(detail)
-        };
-        let mut mechanisms = BytesMut::new();
-        put_cstr(&mut mechanisms, "SCRAM-SHA-256");
-        mechanisms.put_u8(0);
-        self.write(&auth_message(10, &mechanisms).raw).await?;
-
-        let Some(first) = self.read_password_message().await? else {
-            return Err(SgError::new(
-                code::CLIENT_GONE,
-                "client left during authentication",
-            ));
-        };
-        let mut r = Reader::new(&first);
-        let mechanism = r.cstr().map_err(|_| malformed("mechanism"))?;
-        if mechanism != "SCRAM-SHA-256" {
-            return Err(SgError::new(
-                code::PROTOCOL_VIOLATION,
-                "client selected an invalid SASL authentication mechanism",
-            ));
-        }
-        let len = r.i32().map_err(|_| malformed("length"))?;
-        let data = usize::try_from(len)
-            .ok()
-            .and_then(|n| r.bytes(n).ok())
-            .ok_or_else(|| malformed("initial response length"))?;
-        let (server_first, waiting) = auth
-            .scram
-            .on_client_first_message(data, auth.users.password(user))
-            .map_err(|e| malformed(&e.to_string()))?;
-        self.write(&auth_message(11, server_first.as_bytes()).raw)
-            .await?;
-
-        let Some(fin) = self.read_password_message().await? else {
-            return Err(SgError::new(
-                code::CLIENT_GONE,
-                "client left during authentication",
-            ));
-        };
-        match waiting.on_client_final_message(&fin) {
-            Ok(server_final) => {
-                self.write(&auth_message(12, server_final.as_bytes()).raw)
-                    .await
-            }
-            Err(pgwire::error::PgWireError::InvalidPassword(_)) => Err(failed()),
-            Err(e) => Err(malformed(&e.to_string())),
-        }
-    }
-
-    /// The body of the client's next 'p' message; None when it terminated.
-    async fn read_password_message(&mut self) -> Result<Option<Bytes>, SgError> {
-        let mut head = [0u8; 5];
-        if self.io()?.read_exact(&mut head).await.is_err() {
-            return Ok(None);
-        }
-        let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
-        match head[0] {
-            b'p' => {}
-            b'X' => return Ok(None),
-            t => {
-                return Err(SgError::new(
-                    code::PROTOCOL_VIOLATION,
-                    format!("expected SASL response, got message type {}", t),
-                ))
-            }
-        }
-        let body = usize::try_from(len)
-            .ok()
-            .and_then(|l| l.checked_sub(4))
-            .filter(|&l| l <= MAX_AUTH_MESSAGE)
-            .ok_or_else(|| {
-                SgError::new(code::PROTOCOL_VIOLATION, "invalid password packet size")
-            })?;
-        let mut buf = vec![0u8; body];
-        self.io()?.read_exact(&mut buf).await.map_err(gone)?;
-        Ok(Some(Bytes::from(buf)))
     }
 }
 
@@ -419,13 +301,6 @@ fn startup_params(body: &[u8]) -> Result<BTreeMap<String, String>, SgError> {
         let value = r.cstr().map_err(|_| invalid())?;
         out.insert(name.to_string(), value.to_string());
     }
-}
-
-fn auth_message(kind: i32, data: &[u8]) -> Frame {
-    let mut b = BytesMut::with_capacity(4 + data.len());
-    b.put_i32(kind);
-    b.put_slice(data);
-    Frame::build(be::AUTHENTICATION, &b)
 }
 
 fn random_i32() -> i32 {

@@ -9,7 +9,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
 use crate::error::{SgError, SgResult};
-use crate::execute::backend::{Backend, Pooled};
+use crate::execute::backend::Backend;
+use crate::execute::pool::Pooled;
 use crate::plan::Plan;
 use crate::protocol::backend as be;
 
