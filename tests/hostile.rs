@@ -178,14 +178,7 @@ async fn connection_limits_answer_53300_and_silent_sockets_time_out() {
     )
     .await;
     // Silent sockets are openings, not clients: they hold no slot, and are closed in time.
-    let mut silent = Vec::new();
-    for _ in 0..25 {
-        silent.push(
-            TcpStream::connect(("127.0.0.1", own.port))
-                .await
-                .expect("tcp"),
-        );
-    }
+    let silent = silent_sockets(own.port, 25).await;
     let l1 = own
         .connect_as("limited", "pw")
         .await
@@ -210,6 +203,15 @@ async fn connection_limits_answer_53300_and_silent_sockets_time_out() {
         let r = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
         assert!(r.is_ok(), "a silent socket outlived auth_timeout_secs");
     }
+}
+
+/// Connections that never say a word.
+async fn silent_sockets(port: u16, n: usize) -> Vec<TcpStream> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(TcpStream::connect(("127.0.0.1", port)).await.expect("tcp"));
+    }
+    out
 }
 
 /// Raises this process's open-file limit to what 1,000 clients and their server ends need.
@@ -244,14 +246,7 @@ async fn a_thousand_idle_clients_and_silent_sockets_leave_room() {
         "",
     )
     .await;
-    let mut silent = Vec::new();
-    for _ in 0..25 {
-        silent.push(
-            TcpStream::connect(("127.0.0.1", own.port))
-                .await
-                .expect("tcp"),
-        );
-    }
+    let silent = silent_sockets(own.port, 25).await;
     let mut idle = Vec::new();
     for chunk in 0..20 {
         let batch: Vec<_> = (0..50).map(|_| own.connect()).collect();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::own::{code, message, Own, HEALTH};
 
-/// The bound on noticing a sick node: health_check_interval + health_check_timeout (1.2 s in
+/// The bound on noticing a sick node: health_check_interval + health_check_timeout (2.2 s in
 /// these tests), with room for a loaded CI machine.
 const NOTICE: Duration = Duration::from_secs(8);
 /// How long a healed node may take to serve again (the next health check, then a connect).
@@ -284,8 +284,26 @@ async fn one_session_never_affects_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_wide_and_oversized_statements_are_answered_or_refused() {
-    let own = Own::start("robust-deep", 2, "max_message_bytes = 1048576\n", "").await;
+    let own = Own::start(
+        "robust-deep",
+        2,
+        "max_message_bytes = 1048576\nanalysis_cache_bytes = 8388608\n",
+        "",
+    )
+    .await;
     let c = own.connect().await.expect("connect");
+    // Distinct statement texts: the analysis cache stays within its bytes.
+    let preds: Vec<String> = (0..300).map(|k| format!("v <> 'x{k}'")).collect();
+    let preds = preds.join(" AND ");
+    for i in 0..300 {
+        let sql = format!("SELECT {i} AS c{i}, count(*) FROM t WHERE {preds}");
+        c.prepare(&sql).await.expect("prepare");
+        assert!(
+            own.shared.cache.bytes() <= 8 << 20,
+            "{}",
+            own.shared.cache.bytes()
+        );
+    }
     let plus = format!(
         "SELECT count(*) FROM t WHERE id = {}",
         vec!["1"; 5_000].join("+")

@@ -254,18 +254,9 @@ impl Backend {
         let write = tokio::time::timeout(self.timeout, self.stream.write_all(bytes));
         // A write blocks only when the worker stopped reading (its socket buffer is full): a
         // node that falls meanwhile ends it as it ends a read.
-        let r = match &mut self.down {
-            Some(down) => {
-                let generation = self.generation;
-                tokio::select! {
-                    r = write => r,
-                    _ = down.wait_for(|g| *g != generation) => {
-                        self.broken = true;
-                        return Err(fell(&self.node_name));
-                    }
-                }
-            }
-            None => write.await,
+        let Some(r) = unless_fallen(&mut self.down, self.generation, write).await else {
+            self.broken = true;
+            return Err(fell(&self.node_name));
         };
         match r {
             Ok(Ok(())) => Ok(()),
@@ -299,18 +290,9 @@ impl Backend {
             self.read_timeout,
             read_frame(&mut self.stream, &mut self.buf),
         );
-        let r = match &mut self.down {
-            Some(down) => {
-                let generation = self.generation;
-                tokio::select! {
-                    r = read => r,
-                    _ = down.wait_for(|g| *g != generation) => {
-                        self.broken = true;
-                        return Err(fell(&self.node_name));
-                    }
-                }
-            }
-            None => read.await,
+        let Some(r) = unless_fallen(&mut self.down, self.generation, read).await else {
+            self.broken = true;
+            return Err(fell(&self.node_name));
         };
         match r {
             Ok(Ok(Some(f))) => Ok(f),
@@ -385,6 +367,21 @@ impl Backend {
         }
         self.settings = wanted.clone();
         Ok(())
+    }
+}
+
+/// Runs `fut` unless the node falls first (its generation moves past `generation`): None then.
+async fn unless_fallen<T>(
+    down: &mut Option<tokio::sync::watch::Receiver<u64>>,
+    generation: u64,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match down {
+        Some(down) => tokio::select! {
+            r = fut => Some(r),
+            _ = down.wait_for(|g| *g != generation) => None,
+        },
+        None => Some(fut.await),
     }
 }
 

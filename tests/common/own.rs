@@ -18,7 +18,7 @@ pub struct Own {
 }
 
 /// Fast health checks so failure tests see verdicts quickly (the bounds they assert follow).
-pub const HEALTH: &str = "health_check_interval_ms = 200\nhealth_check_timeout_ms = 1000\n";
+pub const HEALTH: &str = "health_check_interval_ms = 200\nhealth_check_timeout_ms = 2000\n";
 
 impl Own {
     /// `workers` PostgreSQL servers, `[server]` lines, `[[users]]` entries beyond `app`, and a
