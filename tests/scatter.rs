@@ -350,7 +350,21 @@ suite! { run_theme:
     co_located_and_reference_joins = JOINS;
     subqueries_and_ctes_pushed_down = PUSHDOWN;
     range_and_list_tables = RANGE_LIST;
+    row_locks_keep_the_merge = LOCKING;
 }
+
+/// Row locks over several nodes (issue 12): each node locks the rows it returns, the merge
+/// orders them; a LIMIT/OFFSET would lock rows PostgreSQL does not, so those are refused.
+const LOCKING: &[&str] = &[
+    "SELECT user_uuid FROM users ORDER BY user_uuid FOR UPDATE",
+    "SELECT user_id, activity_date FROM user_analytics ORDER BY user_id DESC, activity_date FOR SHARE",
+    "SELECT u.user_uuid, u.username FROM users u WHERE u.email LIKE '%1%' ORDER BY u.username, u.user_uuid FOR UPDATE OF u",
+    "SELECT e.id, e.type FROM user_events e JOIN users u ON u.user_uuid = e.user_uuid ORDER BY e.id FOR SHARE OF e",
+    "SELECT user_uuid FROM users ORDER BY user_uuid FOR SHARE SKIP LOCKED",
+    "SELECT user_uuid FROM users ORDER BY user_uuid FOR UPDATE NOWAIT",
+    "SELECT sale_id, sale_date FROM sales_analytics WHERE sale_date < '2024-03-15' ORDER BY sale_date, sale_id FOR UPDATE",
+    "SELECT user_uuid FROM users WHERE user_uuid = '{u0}' ORDER BY user_uuid LIMIT 1 FOR UPDATE",
+];
 
 #[test]
 fn at_least_150_queries() {
@@ -397,6 +411,10 @@ async fn with_parameters() {
 }
 
 const REFUSED: &[&str] = &[
+    "SELECT user_uuid FROM users ORDER BY user_uuid LIMIT 3 FOR SHARE",
+    "SELECT user_uuid FROM users ORDER BY user_uuid LIMIT 7 FOR UPDATE",
+    "SELECT user_uuid FROM users ORDER BY user_uuid OFFSET 598 FOR SHARE",
+    "SELECT user_uuid FROM users ORDER BY user_uuid FETCH FIRST 3 ROWS ONLY FOR UPDATE",
     // NATURAL JOIN's columns are only known from the catalog.
     "SELECT count(*) FROM users u NATURAL JOIN user_events e",
     // PostgreSQL averages real in float8; the nodes' float4 sums have lost those digits.

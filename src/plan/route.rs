@@ -347,7 +347,16 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
             ));
         }
     }
-    if let (false, Some(why)) = (write, &stmt.needs_merge) {
+    // A locking SELECT is merged like any SELECT: each node locks the rows it returns, which
+    // are all the rows PostgreSQL would lock unless a LIMIT, OFFSET or FETCH cuts them after
+    // the merge (each node would lock rows of its own that the merge then drops).
+    let locking = matches!(stmt.kind, Kind::Select { locking: true });
+    if let (false, Some(why)) = (write && !locking, &stmt.needs_merge) {
+        if locking && cut_after_merge(stmt) {
+            return Err(SgError::unsupported(
+                "SELECT ... FOR UPDATE/FOR SHARE with LIMIT, OFFSET or FETCH over rows of several nodes (each node would lock rows PostgreSQL would not)",
+            ));
+        }
         let merge = super::merge::plan(stmt, text, values)?;
         return Ok(Plan::Merge {
             nodes: nodes.into_iter().collect(),
@@ -364,6 +373,14 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
             format!("rows from every node that may hold them: {shards_note}")
         },
     })
+}
+
+/// The statement's outermost query cuts its rows (LIMIT, OFFSET, FETCH).
+fn cut_after_merge(stmt: &Stmt) -> bool {
+    match &stmt.ast {
+        Some(Statement::Query(q)) => q.limit_clause.is_some() || q.fetch.is_some(),
+        _ => true,
+    }
 }
 
 /// Whether the key-join edges connect all the given accesses.
