@@ -483,6 +483,18 @@ suite! { run_refused_or_right:
     refused_or_right = REFUSED_OR_RIGHT;
 }
 
+/// Row locks PostgreSQL itself refuses (with aggregates, DISTINCT, GROUP BY): the same error.
+const LOCKING_REFUSED_BY_POSTGRES: &[&str] = &[
+    "SELECT count(*) FROM users FOR UPDATE",
+    "SELECT DISTINCT username FROM users FOR SHARE",
+    "SELECT username, count(*) FROM users GROUP BY username ORDER BY 1 FOR UPDATE",
+    "SELECT user_uuid, count(*) FROM user_events GROUP BY user_uuid ORDER BY 1 FOR SHARE",
+];
+
+suite! { run_refused_or_right_or_same_error:
+    row_locks_postgres_refuses = LOCKING_REFUSED_BY_POSTGRES;
+}
+
 #[tokio::test]
 async fn explain_shows_the_nodes() {
     let sg = connect().await;
