@@ -351,7 +351,20 @@ suite! { run_theme:
     subqueries_and_ctes_pushed_down = PUSHDOWN;
     range_and_list_tables = RANGE_LIST;
     row_locks_keep_the_merge = LOCKING;
+    distinct_over_key_groups = DISTINCT_OVER_KEY_GROUPS;
 }
+
+/// DISTINCT above a GROUP BY that holds the key (issue 12): each node's groups are whole, the
+/// DISTINCT over them is merged.
+const DISTINCT_OVER_KEY_GROUPS: &[&str] = &[
+    "SELECT DISTINCT count(*) FROM user_events GROUP BY user_uuid",
+    "SELECT DISTINCT count(*) AS n FROM user_events GROUP BY user_uuid ORDER BY n",
+    "SELECT DISTINCT count(*) FROM user_events GROUP BY user_uuid HAVING count(*) > 1 ORDER BY 1 LIMIT 2",
+    "SELECT DISTINCT sum(page_views) / 10 FROM user_analytics GROUP BY user_id ORDER BY 1",
+    "SELECT DISTINCT user_id % 3, count(*) FROM user_analytics GROUP BY user_id ORDER BY 1, 2",
+    "SELECT DISTINCT count(*) FROM sales_analytics GROUP BY sale_date ORDER BY 1",
+    "SELECT DISTINCT count(*), max(type) FROM user_events GROUP BY user_uuid, type ORDER BY 1, 2 OFFSET 1",
+];
 
 /// Row locks over several nodes (issue 12): each node locks the rows it returns, the merge
 /// orders them; a LIMIT/OFFSET would lock rows PostgreSQL does not, so those are refused.

@@ -203,7 +203,15 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values) -> SgResult<Merge> {
         _ => false,
     };
     let distinct_has_key = distinct && sel.projection.iter().filter_map(item_expr).any(keyed);
-    if (grouped && group_has_key) || (!grouped && !has_agg && distinct_has_key) {
+    if grouped && group_has_key {
+        // Each node's groups are whole; DISTINCT over them is not: two nodes' groups can give
+        // the same row, so it is merged like a plain DISTINCT over the nodes' rows.
+        if distinct {
+            return distinct_plan(&q, sel, values);
+        }
+        return sort_plan(&q, sel, values);
+    }
+    if !grouped && !has_agg && distinct_has_key {
         return sort_plan(&q, sel, values);
     }
     if stmt.keyed_windows {
