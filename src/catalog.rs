@@ -3,6 +3,7 @@
 //! and, at start, checks the config against every worker (see [`check_workers`]).
 
 mod check;
+pub mod functions;
 
 pub use check::{check_workers, Startup};
 

@@ -160,6 +160,7 @@ fn analyse_and_plan(cache: &AnalysisCache, cfg: &shardgate::config::Config, sql:
             literals: &analyzed.literals,
             params: &[],
             formats: &[],
+            clock: None,
         };
         for s in &analyzed.analysis.stmts {
             let _ = plan(s, &s.text, &values, &cfg.shardmap);

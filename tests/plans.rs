@@ -16,6 +16,7 @@ fn render(sql: &str, cfg: &shardgate::config::Config, names: &[String]) -> Strin
         literals: &analyzed.literals,
         params: &[],
         formats: &[],
+        clock: None,
     };
     let texts = if analyzed.analysis.stmts.len() == 1 {
         vec![sql]

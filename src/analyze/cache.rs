@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::{analyze, shape, Analysis, Kind, Stmt};
+use crate::catalog::functions::Functions;
 use crate::error::{code, SgError};
 use crate::shardmap::ShardMap;
 
@@ -41,6 +42,8 @@ impl Default for Limits {
 #[derive(Default)]
 pub struct AnalysisCache {
     by_text: RwLock<Entries>,
+    /// The workers' function names; analyses depend on them, so a change empties the cache.
+    functions: RwLock<Arc<Functions>>,
     in_flight: AtomicUsize,
     pub limits: Limits,
 }
@@ -101,6 +104,22 @@ impl AnalysisCache {
         }
     }
 
+    /// The function names analyses are made with now.
+    pub fn functions(&self) -> Arc<Functions> {
+        self.functions.read().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Installs newly loaded function names; analyses made with other names are forgotten.
+    pub fn set_functions(&self, f: Functions) {
+        let changed = !self.functions().same_names(&f);
+        if let Ok(mut cur) = self.functions.write() {
+            *cur = Arc::new(f);
+        }
+        if changed {
+            self.clear();
+        }
+    }
+
     /// Forgets everything: the shard map changed (a key type was learned).
     pub fn clear(&self) {
         if let Ok(mut m) = self.by_text.write() {
@@ -144,15 +163,28 @@ impl AnalysisCache {
     }
 
     /// Runs `analyze` within the in-flight budget; past it, one statement carrying the error.
-    fn analyze(&self, original: &str, parse_text: &str, map: &ShardMap) -> Vec<Stmt> {
-        match self.reserve(original) {
-            Ok(_r) => analyze(original, parse_text, map, self.limits.max_depth),
+    /// Also returns the function names it used: its result may be cached only while they are
+    /// still the current ones.
+    fn analyze(
+        &self,
+        original: &str,
+        parse_text: &str,
+        map: &ShardMap,
+    ) -> (Vec<Stmt>, Arc<Functions>) {
+        let funcs = self.functions();
+        let stmts = match self.reserve(original) {
+            Ok(_r) => analyze(original, parse_text, map, self.limits.max_depth, &funcs),
             Err(e) => {
                 let mut s = Stmt::new(Kind::Other, original);
                 s.refuse = Some(e);
                 vec![s]
             }
-        }
+        };
+        (stmts, funcs)
+    }
+
+    fn still_current(&self, funcs: &Arc<Functions>) -> bool {
+        Arc::ptr_eq(funcs, &self.functions())
     }
 
     /// A simple-protocol query: analysed by shape when it has one.
@@ -164,7 +196,7 @@ impl AnalysisCache {
                     literals: sh.literals,
                 };
             }
-            let stmts = self.analyze(sql, &sh.text, map);
+            let (stmts, funcs) = self.analyze(sql, &sh.text, map);
             // A shape whose statements did not parse as the original did is not reused.
             let parsed_ok = stmts.iter().all(|s| s.ast.is_some());
             let a = Arc::new(Analysis {
@@ -172,7 +204,9 @@ impl AnalysisCache {
                 from_shape: true,
             });
             if parsed_ok {
-                self.put(sh.text, a.clone());
+                if self.still_current(&funcs) {
+                    self.put(sh.text, a.clone());
+                }
                 return Analyzed {
                     analysis: a,
                     literals: sh.literals,
@@ -188,14 +222,14 @@ impl AnalysisCache {
         let analysis = match self.get(&key) {
             Some(a) => a,
             None => {
-                let stmts = self.analyze(sql, sql, map);
+                let (stmts, funcs) = self.analyze(sql, sql, map);
                 let refused = stmts.iter().any(|s| s.refuse.is_some() && s.ast.is_none());
                 let a = Arc::new(Analysis {
                     stmts,
                     from_shape: false,
                 });
                 // Refusals for size or depth are cheap to make again and depend on the load.
-                if !refused {
+                if !refused && self.still_current(&funcs) {
                     self.put(key, a.clone());
                 }
                 a

@@ -80,9 +80,28 @@ fn modifying_cte(q: &Query, map: &ShardMap) -> Option<String> {
     })
 }
 
+/// Functions whose value is one instant per transaction or statement (now(), current_date,
+/// ...): several nodes would each give their own (see plan::clock).
+pub fn is_stable_time(name: &str) -> bool {
+    matches!(
+        name,
+        "now"
+            | "current_timestamp"
+            | "transaction_timestamp"
+            | "statement_timestamp"
+            | "current_date"
+            | "current_time"
+            | "localtime"
+            | "localtimestamp"
+    )
+}
+
 /// `tableoid` of a sharded table names the worker's partition, not the table: refused rather
-/// than answered with OIDs that differ from one PostgreSQL's.
-pub fn system_column(ast: &Statement, s: &Stmt, map: &ShardMap) -> Option<SgError> {
+/// than answered with OIDs that differ from one PostgreSQL's. Values that are unique only within
+/// one PostgreSQL (a row's `ctid`, `xmin`, ...; `nextval` of a sequence every node has its own
+/// copy of) cannot be combined across nodes: such statements may run on one node only
+/// (`no_scatter`).
+pub fn system_column(ast: &Statement, s: &mut Stmt, map: &ShardMap) -> Option<SgError> {
     let sharded = s
         .accesses
         .iter()
@@ -90,17 +109,79 @@ pub fn system_column(ast: &Statement, s: &Stmt, map: &ShardMap) -> Option<SgErro
     if !sharded {
         return None;
     }
-    let mut hit = false;
+    let mut tableoid = false;
+    let mut stable_time = false;
+    let mut per_node: Option<String> = None;
     let _ = sqlparser::ast::visit_expressions(ast, |e: &sqlparser::ast::Expr| {
         let name = match e {
             sqlparser::ast::Expr::Identifier(id) => Some(ident_name(id)),
             sqlparser::ast::Expr::CompoundIdentifier(p) => p.last().map(ident_name),
+            sqlparser::ast::Expr::Function(f) => {
+                let n = super::scope::function_name(f);
+                stable_time |= is_stable_time(&n);
+                if matches!(n.as_str(), "nextval" | "setval" | "currval" | "lastval") {
+                    per_node.get_or_insert_with(|| {
+                        format!("{n}() in a statement over rows of several nodes (each node has its own sequence)")
+                    });
+                }
+                None
+            }
             _ => None,
         };
-        hit |= name.as_deref() == Some("tableoid");
+        match name.as_deref() {
+            Some("tableoid") => tableoid = true,
+            Some(c @ ("ctid" | "xmin" | "xmax" | "cmin" | "cmax")) => {
+                per_node.get_or_insert_with(|| {
+                    format!("the system column {c} over rows of several nodes (it is unique per node only)")
+                });
+            }
+            _ => {}
+        }
         std::ops::ControlFlow::<()>::Continue(())
     });
-    hit.then(|| SgError::unsupported("the system column tableoid of a sharded table"))
+    if let Some(why) = per_node {
+        s.no_scatter.get_or_insert(why);
+    }
+    s.stable_time = stable_time;
+    tableoid.then(|| SgError::unsupported("the system column tableoid of a sharded table"))
+}
+
+/// Function calls the workers' catalog makes a difference to: an aggregate shardgate has no
+/// merge for may run on one node only (`no_scatter`); a name the catalog did not have when last
+/// loaded is noted so the session can reload it (`unknown_function`).
+pub fn calls(
+    ast: &Statement,
+    s: &mut Stmt,
+    map: &ShardMap,
+    funcs: &crate::catalog::functions::Functions,
+) {
+    if !funcs.loaded
+        || !s
+            .accesses
+            .iter()
+            .any(|a| map.get(&a.table).is_some_and(|t| !t.is_reference()))
+    {
+        return;
+    }
+    let mut foreign = None;
+    let mut unknown = false;
+    let _ = sqlparser::ast::visit_expressions(ast, |e: &sqlparser::ast::Expr| {
+        if let sqlparser::ast::Expr::Function(f) = e {
+            let n = super::scope::function_name(f);
+            if funcs.is_foreign_aggregate(&n) {
+                foreign.get_or_insert(n);
+            } else if funcs.is_unknown(&n) {
+                unknown = true;
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if let Some(n) = foreign {
+        s.no_scatter.get_or_insert_with(|| {
+            format!("the aggregate {n} over rows of several nodes (shardgate has no merge for it)")
+        });
+    }
+    s.unknown_function = unknown;
 }
 
 pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
@@ -365,6 +446,25 @@ pub fn fallback(text: &str, map: &ShardMap, parse_error: &str) -> Stmt {
         "commit" | "end" if second != "prepared" => Kind::Commit,
         "rollback" | "abort" if second != "prepared" => Kind::Rollback,
         "savepoint" | "release" => Kind::TxnOther,
+        // Objects distributed tables' queries may use (sqlparser reads some of these, not
+        // CREATE AGGREGATE or CREATE OPERATOR): on every node, as other such DDL.
+        "create" | "drop" | "alter" | "comment"
+            if lower.split_whitespace().skip(1).take(4).any(|w| {
+                matches!(
+                    w,
+                    "aggregate"
+                        | "function"
+                        | "procedure"
+                        | "operator"
+                        | "cast"
+                        | "collation"
+                        | "type"
+                        | "domain"
+                )
+            }) =>
+        {
+            Kind::OtherDdl { all_nodes: true }
+        }
         _ => Kind::Other,
     };
     let mut s = Stmt::new(kind.clone(), text);
@@ -374,7 +474,14 @@ pub fn fallback(text: &str, map: &ShardMap, parse_error: &str) -> Stmt {
     {
         s.refuse = Some(SgError::unsupported("two-phase commit statements"));
     } else if kind == Kind::Other && mentions_distributed {
-        s.refuse = Some(SgError::syntax(format!("syntax error: {parse_error}")));
+        // Shown to PostgreSQL before the client sees it (`Session::refuse`): its syntax error
+        // if it has one, else this.
+        s.refuse = Some(SgError::new(
+            crate::error::code::FEATURE_NOT_SUPPORTED,
+            format!(
+                "shardgate cannot analyse this statement, which names a distributed table: {parse_error}"
+            ),
+        ));
     }
     s
 }

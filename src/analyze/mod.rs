@@ -9,6 +9,7 @@ pub mod depth;
 pub mod derived;
 pub mod insert;
 pub mod pins;
+pub mod prepass;
 pub mod scope;
 pub mod shape;
 pub mod sticky;
@@ -147,6 +148,11 @@ pub struct Stmt {
     pub explained: Option<Box<Stmt>>,
     /// Leaves state in the worker session (`sticky`): its connections stay with the client.
     pub sticky: bool,
+    /// Calls a function name the workers' catalog did not have when last loaded.
+    pub unknown_function: bool,
+    /// Calls now(), current_date or another function of the transaction's or statement's
+    /// instant, on a sharded table (plan::clock).
+    pub stable_time: bool,
 }
 
 impl Stmt {
@@ -169,6 +175,8 @@ impl Stmt {
             keyed_windows: false,
             explained: None,
             sticky: false,
+            unknown_function: false,
+            stable_time: false,
         }
     }
 }
@@ -190,21 +198,49 @@ const PARSER_RECURSION_LIMIT: usize = 1000;
 /// (it reads `\'` as an escape, where PostgreSQL's standard strings do not). Readers of literal
 /// values use `pins::string_value`.
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>, String> {
-    Parser::new(&PostgreSqlDialect {})
-        // The parser grows its own stack (sqlparser's recursive-protection); the levels it
-        // allows are bounded again by `depth::estimate` before anything else walks the tree.
-        .with_recursion_limit(PARSER_RECURSION_LIMIT)
-        .with_options(ParserOptions::new().with_unescape(false))
+    let parser = || {
+        Parser::new(&PostgreSqlDialect {})
+            // The parser grows its own stack (sqlparser's recursive-protection); the levels it
+            // allows are bounded again by `depth::estimate` before anything else walks the tree.
+            .with_recursion_limit(PARSER_RECURSION_LIMIT)
+            .with_options(ParserOptions::new().with_unescape(false))
+    };
+    let first = parser()
         .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| e.to_string())
+        .and_then(|mut p| p.parse_statements());
+    match first {
+        Ok(s) => Ok(s),
+        // PostgreSQL syntax sqlparser lacks, rewritten on tokens; the parser's first complaint
+        // stands when that does not help.
+        Err(e) => match sqlparser::tokenizer::Tokenizer::new(&PostgreSqlDialect {}, sql)
+            .with_unescape(false)
+            .tokenize_with_location()
+            .ok()
+            .and_then(|t| prepass::rewrite(&t))
+        {
+            Some(t) => match parser().with_tokens_with_locations(t).parse_statements() {
+                Ok(mut s) => {
+                    prepass::expand(&mut s);
+                    Ok(s)
+                }
+                Err(_) => Err(e.to_string()),
+            },
+            None => Err(e.to_string()),
+        },
+    }
 }
 
 /// Analyses a query string. `original` is the client's text (kept for forwarding); `parse_text`
 /// is what gets parsed (the shape, or the original).
 /// A statement nesting deeper than `max_depth` (see `depth::estimate`) is not parsed: it is
 /// refused with PostgreSQL's 54001.
-pub fn analyze(original: &str, parse_text: &str, map: &ShardMap, max_depth: usize) -> Vec<Stmt> {
+pub fn analyze(
+    original: &str,
+    parse_text: &str,
+    map: &ShardMap,
+    max_depth: usize,
+    funcs: &crate::catalog::functions::Functions,
+) -> Vec<Stmt> {
     let originals = shape::split_statements(original);
     let parsed = shape::split_statements(parse_text);
     if originals.is_empty() {
@@ -220,7 +256,7 @@ pub fn analyze(original: &str, parse_text: &str, map: &ShardMap, max_depth: usiz
                 s.refuse = Some(too_deep(max_depth));
                 return s;
             }
-            let mut s = analyze_one(orig, text, map);
+            let mut s = analyze_one(orig, text, map, funcs);
             s.sticky = sticky::keeps_session_state(text);
             s
         })
@@ -238,13 +274,19 @@ pub fn too_deep(max_depth: usize) -> SgError {
     )
 }
 
-fn analyze_one(original: &str, text: &str, map: &ShardMap) -> Stmt {
+fn analyze_one(
+    original: &str,
+    text: &str,
+    map: &ShardMap,
+    funcs: &crate::catalog::functions::Functions,
+) -> Stmt {
     match parse_sql(text) {
         Ok(mut stmts) if stmts.len() == 1 => {
             let ast = stmts.remove(0);
             let mut s = classify::statement(&ast, original, map);
             if s.refuse.is_none() {
-                s.refuse = classify::system_column(&ast, &s, map);
+                s.refuse = classify::system_column(&ast, &mut s, map);
+                classify::calls(&ast, &mut s, map, funcs);
             }
             s.ast = Some(ast);
             s

@@ -31,6 +31,8 @@ pub struct Shared {
     /// Sessions by the process id in their BackendKeyData: their secret and the worker
     /// connections they hold (host, port, worker pid, worker secret), for CancelRequest.
     cancels: std::sync::Mutex<HashMap<i32, (i32, Active)>>,
+    /// When the function names were last asked for (see `reload_functions`).
+    functions_asked: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// The worker connections a session holds right now, as CancelRequest needs them.
@@ -74,6 +76,7 @@ impl Shared {
         let node_names = config.nodes.iter().map(|n| n.name.clone()).collect();
         let mut server_params = Vec::new();
         let mut c_collation = false;
+        let mut functions = crate::catalog::functions::Functions::default();
         // The default node's own parameters, so clients see the workers' server_version.
         match backend::Backend::connect(&targets[config.default_node]).await {
             Ok(mut b) => {
@@ -88,6 +91,10 @@ impl Shared {
                                 .and_then(|c| c.into_iter().next().flatten())
                                 .is_some_and(|v| &v[..] == b"C" || &v[..] == b"POSIX")
                     });
+                }
+                match crate::catalog::functions::Functions::load(&mut b).await {
+                    Ok(f) => functions = f,
+                    Err(e) => tracing::warn!("could not read the default node's functions: {e}"),
                 }
                 for k in [
                     "server_version",
@@ -119,12 +126,15 @@ impl Shared {
             in_flight_bytes: config.analysis_cache_bytes.saturating_mul(32),
             max_depth: config.max_expression_depth,
         };
+        let cache = AnalysisCache::new(limits);
+        cache.set_functions(functions);
         Ok(Arc::new(Shared {
             config,
             pools,
             targets,
             node_names,
-            cache: AnalysisCache::new(limits),
+            cache,
+            functions_asked: Default::default(),
             server_params,
             c_collation,
             cancels: Default::default(),
@@ -166,6 +176,38 @@ impl Shared {
             };
             if let Err(e) = tokio::time::timeout(Duration::from_secs(5), send).await {
                 tracing::debug!("cancel to {host}:{port} failed: {e}");
+            }
+        }
+    }
+
+    /// Reads the default node's function names again, at most once per
+    /// `functions::RELOAD_EVERY`: a statement called a name the last load did not have. True
+    /// when the names changed (cached analyses were forgotten; the statement must be analysed
+    /// again).
+    pub async fn reload_functions(&self) -> bool {
+        use crate::catalog::functions::{Functions, RELOAD_EVERY};
+        {
+            let Ok(mut asked) = self.functions_asked.lock() else {
+                return false;
+            };
+            if asked.is_some_and(|t| t.elapsed() < RELOAD_EVERY) {
+                return false;
+            }
+            *asked = Some(std::time::Instant::now());
+        }
+        let Ok(mut c) = self.acquire(self.config.default_node).await else {
+            return false;
+        };
+        match Functions::load(&mut c).await {
+            Ok(f) => {
+                let changed = !self.cache.functions().same_names(&f);
+                self.cache.set_functions(f);
+                changed
+            }
+            Err(e) => {
+                c.broken = true;
+                tracing::debug!("could not reload function names: {e}");
+                false
             }
         }
     }

@@ -23,6 +23,41 @@ pub struct Field {
     pub format: i16,
 }
 
+impl Field {
+    /// The column's type as SQL that keeps its modifier (`numeric(10,2)`, `bit(8)`,
+    /// `varchar(20)`, `timestamp(3)`), as PostgreSQL's format_type_extended prints it; None for
+    /// a type shardgate does not know by OID. A modifier shardgate cannot print (interval
+    /// fields) is left out.
+    pub fn type_sql(&self) -> Option<String> {
+        type_sql(self.type_oid, self.type_mod)
+    }
+}
+
+/// See [`Field::type_sql`].
+pub fn type_sql(oid: u32, typmod: i32) -> Option<String> {
+    let t = postgres_types::Type::from_oid(oid)?;
+    let name = t.name();
+    // Modifiers as PostgreSQL's typmodout functions read them (numeric.c numerictypmodout,
+    // varchar.c, varbit.c, timestamp.c).
+    let m = match oid {
+        1700 if typmod >= 4 => {
+            let v = typmod - 4;
+            let precision = (v >> 16) & 0xffff;
+            // PostgreSQL 15 keeps the scale as an 11-bit signed field (negative scales).
+            let scale = ((v & 0x7ff) ^ 1024) - 1024;
+            format!("({precision},{scale})")
+        }
+        1042 | 1043 if typmod >= 4 => format!("({})", typmod - 4),
+        1560 | 1562 if typmod >= 0 => format!("({typmod})"),
+        1083 | 1114 | 1184 | 1266 if typmod >= 0 => format!("({typmod})"),
+        // Unquoted, `bit` is bit(1) (SQL's rule); PostgreSQL's format_type quotes the name to
+        // mean bit without a length.
+        1560 => return Some("\"bit\"".into()),
+        _ => String::new(),
+    };
+    Some(format!("{name}{m}"))
+}
+
 pub fn parse_row_description(f: &Frame) -> SgResult<Vec<Field>> {
     let mut r = Reader::new(f.body());
     let n = r.i16()?.max(0) as usize;

@@ -3,6 +3,7 @@
 //! golden tests; `execute` runs it.
 
 pub mod build;
+pub mod clock;
 pub mod ddl;
 pub mod insert;
 pub mod merge;

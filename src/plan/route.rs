@@ -20,6 +20,8 @@ pub struct Values<'a> {
     /// Bind's parameter format codes (0 text, 1 binary), as the protocol allows: none (all
     /// text), one (for all), or one per parameter.
     pub formats: &'a [i16],
+    /// The instants now() and its kin stand for in this statement, when it calls them.
+    pub clock: Option<&'a super::clock::Clock>,
 }
 
 impl Values<'_> {
@@ -27,6 +29,7 @@ impl Values<'_> {
         literals: &[],
         params: &[],
         formats: &[],
+        clock: None,
     };
 
     /// The key value a source stands for: Ok(None) for NULL; Err when it does not read as the
@@ -357,12 +360,23 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
                 "SELECT ... FOR UPDATE/FOR SHARE with LIMIT, OFFSET or FETCH over rows of several nodes (each node would lock rows PostgreSQL would not)",
             ));
         }
+        let timed;
+        let text = match (stmt.stable_time, values.clock) {
+            (true, Some(c)) => {
+                timed = super::clock::rewrite(text, c)?;
+                timed.as_str()
+            }
+            _ => text,
+        };
         let merge = super::merge::plan(stmt, text, values)?;
         return Ok(Plan::Merge {
             nodes: nodes.into_iter().collect(),
             merge: Box::new(merge),
             why: format!("{why} over rows of several nodes: {shards_note}"),
         });
+    }
+    if let (true, Some(c)) = (stmt.stable_time, values.clock) {
+        return super::clock::scatter(text, c, nodes.into_iter().collect(), values, write);
     }
     Ok(Plan::Scatter {
         nodes: nodes.into_iter().collect(),

@@ -157,6 +157,73 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.push(&be::ready(s));
     }
 
+    /// Reports a statement shardgate refused. A statement its parser could not read is first
+    /// shown to PostgreSQL (Parse on a connection of the default node, outside the client's
+    /// transaction): if PostgreSQL rejects it too, the client gets PostgreSQL's own error
+    /// (its code, text and position in the client's text), else shardgate's refusal.
+    pub async fn refuse(
+        &mut self,
+        stmt: &crate::analyze::Stmt,
+        text: &str,
+        e: &SgError,
+    ) -> SgResult<()> {
+        match self.postgres_rejects(stmt, text, e).await? {
+            Some(f) => {
+                self.push(&f);
+                self.errored = true;
+                if let Some(t) = self.txn.txn.as_mut() {
+                    t.failed = true;
+                }
+            }
+            None => self.error(e),
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL's ErrorResponse for a statement shardgate could not parse, when PostgreSQL
+    /// cannot either; None when PostgreSQL can (or the refusal has another cause).
+    pub async fn postgres_rejects(
+        &mut self,
+        stmt: &crate::analyze::Stmt,
+        text: &str,
+        e: &SgError,
+    ) -> SgResult<Option<Frame>> {
+        if stmt.unparsed.is_none() || e.code != crate::error::code::FEATURE_NOT_SUPPORTED {
+            return Ok(None);
+        }
+        let node = self.shared.config.default_node;
+        let mut c = self.shared.acquire(node).await?;
+        let checked = async {
+            c.sync_settings(&self.settings).await?;
+            let frames = [
+                fe::build_parse(
+                    "",
+                    &fe::Parse {
+                        name: String::new(),
+                        sql: text.to_string(),
+                        types: fe::param_types(&[]),
+                    },
+                ),
+                fe::sync(),
+            ];
+            c.send(&frames).await?;
+            let mut err = None;
+            loop {
+                let f = c.read().await?;
+                match f.tag {
+                    be::READY_FOR_QUERY => return Ok(err),
+                    be::ERROR_RESPONSE => err = Some(f),
+                    _ => {}
+                }
+            }
+        }
+        .await;
+        if checked.is_err() {
+            c.broken = true;
+        }
+        checked
+    }
+
     /// Reports an error to the client; inside a transaction block it aborts the transaction.
     pub fn error(&mut self, e: &SgError) {
         if let Some(d) = &e.detail {

@@ -22,6 +22,8 @@ pub struct Txn {
     pub savepoints: Vec<String>,
     /// A multi-statement simple query's implicit transaction, not a client's BEGIN.
     pub implicit: bool,
+    /// When the block began, as now() reads it in statements over several nodes.
+    pub started: std::time::SystemTime,
 }
 
 #[derive(Default)]
@@ -67,6 +69,17 @@ impl Held {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    /// The instants now() and statement_timestamp() stand for in a statement starting now.
+    pub fn clock(&self) -> crate::plan::clock::Clock {
+        let now = std::time::SystemTime::now();
+        crate::plan::clock::Clock {
+            transaction: crate::plan::clock::timestamptz(
+                self.txn.txn.as_ref().map_or(now, |t| t.started),
+            ),
+            statement: crate::plan::clock::timestamptz(now),
+        }
+    }
+
     /// The session's connection to `node`, acquired (and brought into the session's settings
     /// and transaction block) on first use.
     pub async fn backend(&mut self, node: usize) -> SgResult<&mut Backend> {
@@ -142,6 +155,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.push(&be::notice("there is already a transaction in progress"));
         } else {
             self.txn.txn = Some(Txn {
+                started: std::time::SystemTime::now(),
                 begin_sql: text.to_string(),
                 failed: false,
                 writer: None,
@@ -189,6 +203,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// transaction: BEGIN reaches each node as it is first used.
     pub fn begin_implicit(&mut self) {
         self.txn.txn = Some(Txn {
+            started: std::time::SystemTime::now(),
             begin_sql: "BEGIN".into(),
             failed: false,
             writer: None,

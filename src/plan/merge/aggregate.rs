@@ -136,7 +136,11 @@ impl AggCollector<'_> {
             "avg" => {
                 let arg = arg.ok_or_else(|| bad("avg(*)"))?;
                 let sum = self.partial(call("sum", Some(arg.clone())));
-                let count = self.partial(call("count", Some(arg)));
+                let count = self.partial(call("count", Some(arg.clone())));
+                // Not combined: PostgreSQL's avg of floats accumulates the sum of squared
+                // deviations too and raises 22003 when that overflows (float.c,
+                // float8_accum); each node's own avg raises it as PostgreSQL would.
+                self.partial(call("avg", Some(arg)));
                 Combine::Avg { sum, count }
             }
             "stddev" | "stddev_samp" | "stddev_pop" | "variance" | "var_samp" | "var_pop" => {
@@ -149,7 +153,15 @@ impl AggCollector<'_> {
                     right: Box::new(numeric(arg.clone())),
                 };
                 let ss = self.partial(call("sum", Some(sq)));
-                let t = self.partial(call("sum", Some(arg)));
+                let t = self.partial(call("sum", Some(arg.clone())));
+                // For floats, PostgreSQL's own state: each node's mean and sum of squared
+                // deviations (float8_accum), combined as its parallel workers' are.
+                let fm = self.partial(call("avg", Some(arg.clone())));
+                let fxx = self.partial(Expr::BinaryOp {
+                    left: Box::new(call("var_pop", Some(arg.clone()))),
+                    op: BinaryOperator::Multiply,
+                    right: Box::new(call("count", Some(arg))),
+                });
                 Combine::Var {
                     samp: !name.ends_with("_pop"),
                     stddev: name.starts_with("stddev"),
@@ -157,6 +169,8 @@ impl AggCollector<'_> {
                     s,
                     ss,
                     t,
+                    fm,
+                    fxx,
                 }
             }
             other => return Err(bad(&format!("the aggregate {other}"))),

@@ -17,7 +17,40 @@ use super::{bad, number, Combine, Merge};
 /// as PostgreSQL named it.
 /// `CASE WHEN numer <= 0 THEN 0 * den ELSE value END`: 0 (or NULL when `den` is NULL).
 fn zero_or(numer: Expr, den: Expr, value: Expr) -> SgResult<Expr> {
-    let template = "CASE WHEN _sg_a <= 0 THEN 0 * _sg_b ELSE _sg_c END";
+    fill(
+        "CASE WHEN _sg_a <= 0 THEN 0 * _sg_b ELSE _sg_c END",
+        &[("_sg_a", numer), ("_sg_b", den), ("_sg_c", value)],
+    )
+}
+
+/// PostgreSQL's float variance from per-node states (float.c: float8_combine, then
+/// float8_var_samp/var_pop/stddev_*): N = ΣNᵢ, Sxx = ΣSxxᵢ + ΣNᵢ(meanᵢ − mean)², all in
+/// float8, whose operators raise 22003 on overflow as PostgreSQL's accumulators do.
+/// `_sg_m` is the group's overall mean (a window over the partial rows, see `mean_window`).
+fn float_variance(
+    samp: bool,
+    stddev: bool,
+    n: Expr,
+    mean: Expr,
+    sxx: Expr,
+    m: Expr,
+) -> SgResult<Expr> {
+    let sxx_total = "(sum(_sg_x) + sum(_sg_n::float8 * ((_sg_f - _sg_m) * (_sg_f - _sg_m))))";
+    let var = if samp {
+        format!("CASE WHEN sum(_sg_n) > 1 THEN {sxx_total} / (sum(_sg_n)::float8 - 1) END")
+    } else {
+        format!("CASE WHEN sum(_sg_n) > 0 THEN {sxx_total} / sum(_sg_n)::float8 END")
+    };
+    let text = if stddev { format!("sqrt({var})") } else { var };
+    fill(
+        &text,
+        &[("_sg_n", n), ("_sg_f", mean), ("_sg_x", sxx), ("_sg_m", m)],
+    )
+}
+
+/// An expression parsed from a template of shardgate's own text, each placeholder identifier
+/// replaced by an expression.
+fn fill(template: &str, with: &[(&str, Expr)]) -> SgResult<Expr> {
     let mut e = match crate::analyze::parse_sql(&format!("SELECT {template}"))
         .map_err(SgError::internal)?
         .into_iter()
@@ -26,22 +59,16 @@ fn zero_or(numer: Expr, den: Expr, value: Expr) -> SgResult<Expr> {
         Some(sqlparser::ast::Statement::Query(q)) => match *q.body {
             sqlparser::ast::SetExpr::Select(sel) => match sel.projection.into_iter().next() {
                 Some(sqlparser::ast::SelectItem::UnnamedExpr(e)) => e,
-                _ => return Err(SgError::internal("variance template")),
+                _ => return Err(SgError::internal("merge template")),
             },
-            _ => return Err(SgError::internal("variance template")),
+            _ => return Err(SgError::internal("merge template")),
         },
-        _ => return Err(SgError::internal("variance template")),
+        _ => return Err(SgError::internal("merge template")),
     };
     let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
         if let Expr::Identifier(id) = x {
-            let with = match id.value.as_str() {
-                "_sg_a" => Some(numer.clone()),
-                "_sg_b" => Some(den.clone()),
-                "_sg_c" => Some(value.clone()),
-                _ => None,
-            };
-            if let Some(w) = with {
-                *x = Expr::Nested(Box::new(w));
+            if let Some((_, w)) = with.iter().find(|(k, _)| *k == id.value) {
+                *x = Expr::Nested(Box::new(w.clone()));
             }
         }
         std::ops::ControlFlow::<()>::Continue(())
@@ -79,6 +106,8 @@ pub fn finish(
     };
     let sum = |j: usize| func("sum", vec![p(j)]);
     let mut combined: HashMap<String, Expr> = HashMap::new();
+    // Float variances: (window column, count partial, mean partial).
+    let mut means: Vec<(String, usize, usize)> = Vec::new();
     for (a, c) in aggs.iter().enumerate() {
         let e = match c {
             Combine::Count(j) => cast(func("coalesce", vec![sum(*j), number(0)]), "int8"),
@@ -118,6 +147,21 @@ pub fn finish(
                 s,
                 ss,
                 t,
+                fm,
+                fxx,
+            } if matches!(ty(*t).as_str(), "float4" | "float8") => {
+                let m = format!("_sg_m{a}");
+                means.push((m.clone(), *n, *fm));
+                float_variance(*samp, *stddev, p(*n), p(*fm), p(*fxx), ident(&m))?
+            }
+            Combine::Var {
+                samp,
+                stddev,
+                n,
+                s,
+                ss,
+                t,
+                ..
             } => {
                 // PostgreSQL's numeric_stddev_internal: (N*sumX2 - sumX*sumX) / (N*(N-1)).
                 let nn = cast(sum(*n), "numeric");
@@ -224,8 +268,56 @@ pub fn finish(
                 format: None,
             })
             .collect();
-        fs.from = vec![crate::plan::build::unnest_from(args, names)
-            .ok_or_else(|| SgError::internal("unnest skeleton did not parse"))?];
+        let unnest = crate::plan::build::unnest_from(args, names)
+            .ok_or_else(|| SgError::internal("unnest skeleton did not parse"))?;
+        fs.from = vec![if means.is_empty() {
+            unnest
+        } else {
+            mean_window(unnest, *groups, &means)?
+        }];
     }
     Ok(Statement::Query(q).to_string())
+}
+
+/// `(SELECT _sg.*, <mean> AS _sg_m{a} ... FROM unnest(...) AS _sg) AS _sg`: each partial row
+/// with its group's overall mean, ΣNᵢmeanᵢ / ΣNᵢ over the rows of the same group columns.
+fn mean_window(
+    unnest: sqlparser::ast::TableWithJoins,
+    groups: usize,
+    means: &[(String, usize, usize)],
+) -> SgResult<sqlparser::ast::TableWithJoins> {
+    let partition = if groups == 0 {
+        String::new()
+    } else {
+        let g: Vec<String> = (0..groups).map(|i| format!("_sg_g{i}")).collect();
+        format!("PARTITION BY {}", g.join(", "))
+    };
+    let cols: Vec<String> = means
+        .iter()
+        .map(|(m, n, f)| {
+            format!(
+                "sum(_sg_p{n} * _sg_p{f}) OVER _sg_w / nullif(sum(_sg_p{n}) OVER _sg_w, 0)::float8 AS {m}"
+            )
+        })
+        .collect();
+    let text = format!(
+        "SELECT 1 FROM (SELECT _sg.*, {} FROM _sg_rows AS _sg WINDOW _sg_w AS ({partition})) AS _sg",
+        cols.join(", ")
+    );
+    let parsed = crate::analyze::parse_sql(&text).map_err(SgError::internal)?;
+    let mut outer = match parsed.into_iter().next() {
+        Some(Statement::Query(q)) => match *q.body {
+            SetExpr::Select(sel) => sel.from.into_iter().next(),
+            _ => None,
+        },
+        _ => None,
+    }
+    .ok_or_else(|| SgError::internal("mean window skeleton"))?;
+    if let sqlparser::ast::TableFactor::Derived { subquery, .. } = &mut outer.relation {
+        if let SetExpr::Select(inner) = subquery.body.as_mut() {
+            inner.from = vec![unnest];
+            return Ok(outer);
+        }
+    }
+    Err(SgError::internal("mean window skeleton"))
 }

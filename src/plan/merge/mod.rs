@@ -49,6 +49,9 @@ pub enum Combine {
         s: usize,
         ss: usize,
         t: usize,
+        /// Float inputs: each node's avg and sum of squared deviations (var_pop × count).
+        fm: usize,
+        fxx: usize,
     },
     /// count/sum/avg(DISTINCT x): x is a worker group column; the aggregate runs on the merge node.
     Distinct { name: String, group: usize },

@@ -126,8 +126,13 @@ pub(super) fn sort_plan(q: &Query, sel: &Select, values: &Values) -> SgResult<Me
         ws.projection.extend(hidden);
     }
     worker.fetch = None;
-    worker.limit_clause = limit.map(|l| LimitClause::LimitOffset {
-        limit: Some(number(l.saturating_add(offset))),
+    // Each node needs at most LIMIT + OFFSET rows; past bigint that is every row (PostgreSQL
+    // reads the LIMIT as bigint and would refuse the sum).
+    let per_node = limit
+        .and_then(|l| l.checked_add(offset))
+        .filter(|n| *n <= i64::MAX as u64);
+    worker.limit_clause = per_node.map(|l| LimitClause::LimitOffset {
+        limit: Some(number(l)),
         offset: None,
         limit_by: vec![],
     });

@@ -28,14 +28,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         match f.tag {
             fe::PARSE => {
                 let p = fe::parse(f)?;
-                let analyzed = self
+                let mut analyzed = self
                     .shared
                     .cache
                     .extended(&p.sql, &self.shared.config.shardmap);
+                if analyzed.analysis.stmts.iter().any(|s| s.unknown_function)
+                    && self.shared.reload_functions().await
+                {
+                    analyzed = self
+                        .shared
+                        .cache
+                        .extended(&p.sql, &self.shared.config.shardmap);
+                }
                 if analyzed.analysis.stmts.len() > 1 {
                     return Err(SgError::syntax(
                         "cannot insert multiple commands into a prepared statement",
                     ));
+                }
+                // A statement shardgate cannot read gets PostgreSQL's own Parse error when
+                // PostgreSQL cannot read it either (`Session::refuse`).
+                if let Some(stmt) = analyzed.analysis.stmts.first() {
+                    if let Some(e) = &stmt.refuse {
+                        if let Some(f) = self.postgres_rejects(stmt, &p.sql, e).await? {
+                            b.items.push(Item::Local(f));
+                            b.failed = true;
+                            if let Some(t) = self.txn.txn.as_mut() {
+                                t.failed = true;
+                            }
+                            return Ok(());
+                        }
+                    }
                 }
                 let prepared = Prepared {
                     backend_name: backend_name(&p),
@@ -52,14 +74,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
                     PortalRun::Session(op)
                 } else {
+                    let stmt = prepared
+                        .stmt()
+                        .ok_or_else(|| SgError::internal("empty prepared statement"))?;
+                    let clock = stmt.stable_time.then(|| self.clock());
                     let values = Values {
                         literals: &[],
                         params: &bind.params,
                         formats: &bind.param_formats,
+                        clock: clock.as_ref(),
                     };
-                    let stmt = prepared
-                        .stmt()
-                        .ok_or_else(|| SgError::internal("empty prepared statement"))?;
                     let p = plan(
                         stmt,
                         &prepared.parse.sql,

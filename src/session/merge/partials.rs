@@ -31,12 +31,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         let outputs: Vec<(String, Option<String>)> = outputs
             .iter()
-            .map(|f| {
-                (
-                    f.name.clone(),
-                    postgres_types::Type::from_oid(f.type_oid).map(|t| t.name().to_string()),
-                )
-            })
+            .map(|f| (f.name.clone(), f.type_sql()))
             .collect();
         for &n in call.nodes {
             let frames = [
@@ -50,6 +45,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         let bound = self.shared.config.max_buffered_rows;
         let mut types: Vec<u32> = Vec::new();
+        let mut typmods: Vec<i32> = Vec::new();
         let mut columns: Vec<Vec<Option<Bytes>>> = Vec::new();
         let mut failure = None;
         let mut total = 0usize;
@@ -59,10 +55,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 let f = self.backend(n).await?.read().await?;
                 match f.tag {
                     be::ROW_DESCRIPTION if types.is_empty() => {
-                        types = rows::parse_row_description(&f)?
-                            .iter()
-                            .map(|x| x.type_oid)
-                            .collect();
+                        let fields = rows::parse_row_description(&f)?;
+                        types = fields.iter().map(|x| x.type_oid).collect();
+                        typmods = fields.iter().map(|x| x.type_mod).collect();
                         columns = vec![Vec::new(); types.len()];
                     }
                     be::DATA_ROW if failure.is_none() && !over => {
@@ -93,11 +88,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             ));
         }
         let mut type_names = Vec::with_capacity(types.len());
-        for oid in &types {
+        for (i, oid) in types.iter().enumerate() {
             let t = postgres_types::Type::from_oid(*oid)
                 .filter(|t| !matches!(t.kind(), postgres_types::Kind::Array(_)))
+                .and_then(|_| rows::type_sql(*oid, typmods.get(i).copied().unwrap_or(-1)))
                 .ok_or_else(|| SgError::unsupported(format!("merging values of type oid {oid}")))?;
-            type_names.push(t.name().to_string());
+            type_names.push(t);
         }
         let p = call.params.len();
         let final_sql = merge::finish(call.merge, &type_names, p + 1, &outputs)?;

@@ -23,12 +23,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.push(&be::simple(be::EMPTY_QUERY));
             return Ok(());
         }
-        let analyzed = self.shared.cache.simple(sql, &self.shared.config.shardmap);
+        let mut analyzed = self.shared.cache.simple(sql, &self.shared.config.shardmap);
+        if analyzed.analysis.stmts.iter().any(|s| s.unknown_function)
+            && self.shared.reload_functions().await
+        {
+            analyzed = self.shared.cache.simple(sql, &self.shared.config.shardmap);
+        }
         let analysis = analyzed.analysis.clone();
+        let clock = analysis
+            .stmts
+            .iter()
+            .any(|s| s.stable_time)
+            .then(|| self.clock());
         let values = Values {
             literals: &analyzed.literals,
             params: &[],
             formats: &[],
+            clock: clock.as_ref(),
         };
         let map = &self.shared.config.shardmap;
         // Statement texts of this query: a cached analysis may come from another text.
@@ -71,14 +82,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let many = analysis.stmts.len() > 1;
         if many {
             // PostgreSQL parses the whole string before running any of it.
-            if let Some(e) = analysis
-                .stmts
-                .iter()
-                .find(|s| s.kind == Kind::Other)
-                .and_then(|s| s.unparsed.as_ref())
-            {
-                self.error(&SgError::syntax(format!("syntax error: {e}")));
-                return Ok(());
+            // A statement shardgate cannot read is shown to PostgreSQL first: its syntax error
+            // stops the whole string before anything runs, as it would on PostgreSQL.
+            for (s, t) in analysis.stmts.iter().zip(&texts) {
+                let Some(e) = s.unparsed.as_ref().filter(|_| s.kind == Kind::Other) else {
+                    continue;
+                };
+                let refusal = SgError::unsupported(format!("this statement ({e})"));
+                if let Some(f) = self.postgres_rejects(s, t, &refusal).await? {
+                    if be::error_fields(&f).0 == code::SYNTAX_ERROR {
+                        self.push(&f);
+                        self.errored = true;
+                        return Ok(());
+                    }
+                }
             }
         }
         let implicit = many
@@ -136,7 +153,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let p = match plan(stmt, text, values, &self.shared.config.shardmap) {
             Ok(p) => p,
             Err(e) => {
-                self.error(&e);
+                self.refuse(stmt, text, &e).await?;
                 return Ok(false);
             }
         };
