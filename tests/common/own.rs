@@ -24,6 +24,17 @@ impl Own {
     /// `workers` PostgreSQL servers, `[server]` lines, `[[users]]` entries beyond `app`, and a
     /// hash table `t (id int8 primary key, v text)` in 4 shards with ids 1..=100 loaded.
     pub async fn start(name: &str, workers: usize, server: &str, users: &str) -> Own {
+        Self::start_with_tables(name, workers, server, users, "").await
+    }
+
+    /// As [`Own::start`], with `tables` (more `[[tables]]` entries) appended to the config.
+    pub async fn start_with_tables(
+        name: &str,
+        workers: usize,
+        server: &str,
+        users: &str,
+        tables: &str,
+    ) -> Own {
         let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
             .parent()
             .expect("target dir")
@@ -55,6 +66,7 @@ impl Own {
             );
         }
         toml += "[[tables]]\nname = \"t\"\nmethod = \"hash\"\ncolumn = \"id\"\nshards = 4\ntype = \"int8\"\n";
+        toml += tables;
         let cfg = shardgate::config::parse(&toml).expect("config");
         let (shared, port) = super::runtime()
             .spawn(async move {
