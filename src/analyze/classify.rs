@@ -146,6 +146,41 @@ pub fn system_column(ast: &Statement, s: &mut Stmt, map: &ShardMap) -> Option<Sg
     tableoid.then(|| SgError::unsupported("the system column tableoid of a sharded table"))
 }
 
+/// Whether the statement names a collation other than C or POSIX outside WHERE clauses (a
+/// WHERE compares on the node; the merge never sees it).
+fn explicit_collation(ast: &Statement) -> bool {
+    struct NoWhere;
+    impl sqlparser::ast::VisitorMut for NoWhere {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut sqlparser::ast::Query) -> std::ops::ControlFlow<()> {
+            if let SetExpr::Select(sel) = q.body.as_mut() {
+                sel.selection = None;
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let text = ast.to_string();
+    if !text.to_ascii_uppercase().contains("COLLATE") {
+        return false;
+    }
+    let mut a = ast.clone();
+    let _ = sqlparser::ast::VisitMut::visit(&mut a, &mut NoWhere);
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(&a, |e: &sqlparser::ast::Expr| {
+        if let sqlparser::ast::Expr::Collate { collation, .. } = e {
+            let name = collation
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.clone())
+                .unwrap_or_default();
+            found |= !matches!(name.as_str(), "C" | "POSIX" | "c" | "posix" | "default");
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
 /// Function calls the workers' catalog makes a difference to: an aggregate shardgate has no
 /// merge for may run on one node only (`no_scatter`); a name the catalog did not have when last
 /// loaded is noted so the session can reload it (`unknown_function`).
@@ -155,6 +190,11 @@ pub fn calls(
     map: &ShardMap,
     funcs: &crate::catalog::functions::Functions,
 ) {
+    s.collated = s
+        .accesses
+        .iter()
+        .any(|a| funcs.collated_tables.contains(&a.table))
+        || explicit_collation(ast);
     if !funcs.loaded
         || !s
             .accesses

@@ -153,6 +153,9 @@ pub struct Stmt {
     /// Calls now(), current_date or another function of the transaction's or statement's
     /// instant, on a sharded table (plan::clock).
     pub stable_time: bool,
+    /// Orders or groups text under a collation other than C: an explicit COLLATE (outside
+    /// WHERE), or a table with such a column (catalog::functions).
+    pub collated: bool,
 }
 
 impl Stmt {
@@ -177,6 +180,7 @@ impl Stmt {
             sticky: false,
             unknown_function: false,
             stable_time: false,
+            collated: false,
         }
     }
 }

@@ -1,10 +1,14 @@
 //! Which function names are aggregates, as the default node's pg_proc says: shardgate merges the
 //! aggregates it knows (analyze::aggregates) and must not push any other aggregate (a user's
 //! `CREATE AGGREGATE`) down to several nodes, whose per-node results it could not combine.
-//! Loaded at start and again when a statement calls a name the last load did not have.
+//! Also which tables have a column with a collation other than C: shardgate's merges order
+//! and compare text in C order, so such columns must not reach them.
+//! Loaded at start, again when a statement calls a name the last load did not have (each such
+//! statement waits for a load, so a name created behind shardgate's back is seen before it is
+//! used), and after DDL through shardgate.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::execute::backend::Backend;
 use crate::execute::rows;
@@ -15,8 +19,54 @@ use crate::protocol::backend as be;
 const NAMES_SQL: &str =
     "SELECT proname::text, bool_or(prokind = 'a')::text FROM pg_proc GROUP BY 1";
 
-/// Reloads at most this often, however many unknown names statements call.
-pub const RELOAD_EVERY: Duration = Duration::from_secs(1);
+/// Tables (any schema) with a column whose collation is not the database default, C or POSIX
+/// (pg_collation.dat: 100 default, 950 C, 951 POSIX).
+const COLLATED_SQL: &str = "SELECT DISTINCT c.relname::text FROM pg_attribute a \
+     JOIN pg_class c ON c.oid = a.attrelid \
+     WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attcollation NOT IN (0, 100, 950, 951) \
+       AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)";
+
+/// Calls PostgreSQL's grammar makes itself (gram.y: COALESCE, GREATEST, SQL value functions,
+/// XML and JSON constructors ...), which sqlparser reads as function calls but pg_proc does not
+/// list: never unknown.
+const GRAMMAR: [&str; 36] = [
+    "coalesce",
+    "nullif",
+    "greatest",
+    "least",
+    "row",
+    "grouping",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "current_user",
+    "current_role",
+    "session_user",
+    "user",
+    "system_user",
+    "current_catalog",
+    "current_schema",
+    "xmlelement",
+    "xmlforest",
+    "xmlconcat",
+    "xmlpi",
+    "xmlroot",
+    "xmlparse",
+    "xmlserialize",
+    "xmlexists",
+    "json_object",
+    "json_array",
+    "json_arrayagg",
+    "json_objectagg",
+    "json",
+    "json_scalar",
+    "json_serialize",
+    "json_query",
+    "json_value",
+    "json_exists",
+];
 
 #[derive(Debug, Default, Clone)]
 pub struct Functions {
@@ -24,6 +74,7 @@ pub struct Functions {
     pub loaded: bool,
     pub all: HashSet<String>,
     pub aggregates: HashSet<String>,
+    pub collated_tables: HashSet<String>,
     pub at: Option<Instant>,
 }
 
@@ -35,11 +86,13 @@ impl Functions {
 
     /// A name the last load did not have (created since, or not a function at all).
     pub fn is_unknown(&self, name: &str) -> bool {
-        self.loaded && !self.all.contains(name)
+        self.loaded && !self.all.contains(name) && !GRAMMAR.contains(&name)
     }
 
     pub fn same_names(&self, other: &Functions) -> bool {
-        self.all == other.all && self.aggregates == other.aggregates
+        self.all == other.all
+            && self.aggregates == other.aggregates
+            && self.collated_tables == other.collated_tables
     }
 
     /// Reads the names over a connection of the default node.
@@ -62,6 +115,17 @@ impl Functions {
                     f.aggregates.insert(name.clone());
                 }
                 f.all.insert(name);
+            }
+        }
+        for fr in b
+            .run(COLLATED_SQL)
+            .await?
+            .iter()
+            .filter(|x| x.tag == be::DATA_ROW)
+        {
+            if let Some(Some(name)) = rows::columns(fr)?.into_iter().next() {
+                f.collated_tables
+                    .insert(String::from_utf8_lossy(&name).into_owned());
             }
         }
         Ok(f)

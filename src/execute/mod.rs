@@ -31,8 +31,8 @@ pub struct Shared {
     /// Sessions by the process id in their BackendKeyData: their secret and the worker
     /// connections they hold (host, port, worker pid, worker secret), for CancelRequest.
     cancels: std::sync::Mutex<HashMap<i32, (i32, Active)>>,
-    /// When the function names were last asked for (see `reload_functions`).
-    functions_asked: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Held while the function names load (see `reload_functions`).
+    functions_loading: tokio::sync::Mutex<()>,
 }
 
 /// The worker connections a session holds right now, as CancelRequest needs them.
@@ -134,7 +134,7 @@ impl Shared {
             targets,
             node_names,
             cache,
-            functions_asked: Default::default(),
+            functions_loading: Default::default(),
             server_params,
             c_collation,
             cancels: Default::default(),
@@ -180,20 +180,17 @@ impl Shared {
         }
     }
 
-    /// Reads the default node's function names again, at most once per
-    /// `functions::RELOAD_EVERY`: a statement called a name the last load did not have. True
-    /// when the names changed (cached analyses were forgotten; the statement must be analysed
-    /// again).
-    pub async fn reload_functions(&self) -> bool {
-        use crate::catalog::functions::{Functions, RELOAD_EVERY};
-        {
-            let Ok(mut asked) = self.functions_asked.lock() else {
-                return false;
-            };
-            if asked.is_some_and(|t| t.elapsed() < RELOAD_EVERY) {
-                return false;
-            }
-            *asked = Some(std::time::Instant::now());
+    /// Reads the default node's function names again: a statement called a name the last
+    /// load did not have, or DDL ran. One load at a time; a caller that waited for another's
+    /// load does not repeat it unless `force`d. True when the names changed (cached analyses
+    /// were forgotten; the statement must be analysed again).
+    pub async fn reload_functions(&self, force: bool) -> bool {
+        use crate::catalog::functions::Functions;
+        let before = self.cache.functions();
+        let _one = self.functions_loading.lock().await;
+        if !force && !Arc::ptr_eq(&before, &self.cache.functions()) {
+            // Loaded while this waited.
+            return true;
         }
         let Ok(mut c) = self.acquire(self.config.default_node).await else {
             return false;

@@ -169,6 +169,19 @@ pub fn binary_array(elem_oid: u32, values: &[Option<Bytes>]) -> Bytes {
     b.freeze()
 }
 
+/// Text types, which PostgreSQL compares under a collation.
+pub fn is_text(oid: u32) -> bool {
+    matches!(oid, 25 | 1043 | 1042 | 19)
+}
+
+/// The refusal for merging text that a collation other than C orders: shardgate compares text
+/// bytewise (and the merge node in its default collation), which is not that order.
+pub fn collated_text() -> SgError {
+    SgError::unsupported(
+        "ordering, grouping or comparing text under a collation other than C (a COLLATE clause, or a column declared with one) over rows of several nodes",
+    )
+}
+
 /// Whether rows can be ordered by a column of this type here (binary comparison below).
 pub fn sortable(oid: u32, c_collation: bool) -> SgResult<()> {
     match oid {

@@ -194,10 +194,14 @@ pub fn finish(
                     right: Box::new(func("nullif", vec![denom.clone(), number(0)])),
                 };
                 let v = if *stddev {
-                    func(
-                        "round",
-                        vec![func("sqrt", vec![var.clone()]), func("scale", vec![var])],
-                    )
+                    // PostgreSQL takes the root at the quotient's scale, rounded once
+                    // (numeric.c, numeric_stddev_internal). sqrt() rounds at a scale of its
+                    // own choosing; twenty more digits first make the second rounding agree.
+                    // NaN has no scale: round(NaN, 0) is NaN.
+                    fill(
+                        "round(sqrt(_sg_v * 1.00000000000000000000), coalesce(scale(_sg_v), 0))",
+                        &[("_sg_v", var)],
+                    )?
                 } else {
                     var
                 };

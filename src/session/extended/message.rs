@@ -33,7 +33,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     .cache
                     .extended(&p.sql, &self.shared.config.shardmap);
                 if analyzed.analysis.stmts.iter().any(|s| s.unknown_function)
-                    && self.shared.reload_functions().await
+                    && self.shared.reload_functions(false).await
                 {
                     analyzed = self
                         .shared
@@ -247,6 +247,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             param_formats: &bind.param_formats,
                             result_formats: &bind.result_formats,
                             describe: false,
+                            collated: stmt.stmt().is_some_and(|s| s.collated),
                         })
                         .await?;
                         if self.errored {

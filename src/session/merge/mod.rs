@@ -28,6 +28,8 @@ pub struct MergeCall<'a> {
     pub result_formats: &'a [i16],
     /// Send a RowDescription first (simple protocol, or a Describe the client asked for).
     pub describe: bool,
+    /// The statement orders or groups text under a collation other than C (`Stmt::collated`).
+    pub collated: bool,
 }
 
 /// A worker error: forwarded to the client as the worker sent it.

@@ -79,13 +79,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
         }
         if let Some(e) = failure {
-            return Ok(Err(e));
+            return ours(e);
         }
         if over {
             return Err(SgError::new(
                 code::INSUFFICIENT_RESOURCES,
                 format!("more than {bound} partial rows to merge (server.max_buffered_rows)"),
             ));
+        }
+        if call.collated && types.iter().any(|t| rows::is_text(*t)) {
+            return Err(rows::collated_text());
         }
         let mut type_names = Vec::with_capacity(types.len());
         for (i, oid) in types.iter().enumerate() {
@@ -131,6 +134,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 _ => {}
             }
         }
-        Ok(failure.map_or(Ok(()), Err))
+        match failure {
+            Some(e) => ours(e),
+            None => Ok(Ok(())),
+        }
     }
+}
+
+/// A worker part or final query that PostgreSQL cannot analyse, for a statement PostgreSQL
+/// described without complaint (the original is valid): the fault is in shardgate's rewrite,
+/// so the client gets 0A000 naming it rather than an error PostgreSQL would not give.
+fn ours(e: WorkerError) -> SgResult<Result<(), WorkerError>> {
+    let (code, message) = be::error_fields(&e.0);
+    let rewrite_fault = matches!(
+        code.as_str(),
+        "42601"
+            | "42803"
+            | "42P10"
+            | "42703"
+            | "42804"
+            | "42883"
+            | "42725"
+            | "42P18"
+            | "42P20"
+            | "42P22"
+            | "42809"
+            | "42P09"
+    );
+    if rewrite_fault {
+        return Err(SgError::unsupported(format!(
+            "this query over rows of several nodes: its merge does not apply to it ({code}: {message})"
+        )));
+    }
+    Ok(Err(e))
 }

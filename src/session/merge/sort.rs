@@ -76,6 +76,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let key_oids: Vec<u32> = fields[visible..].iter().map(|f| f.type_oid).collect();
         for oid in &key_oids {
             rows::sortable(*oid, self.shared.c_collation)?;
+            if call.collated && rows::is_text(*oid) {
+                return Err(rows::collated_text());
+            }
         }
         let mut formats = expand_formats(call.result_formats, visible);
         formats.extend(std::iter::repeat_n(1, keys.len()));

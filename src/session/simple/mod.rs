@@ -25,7 +25,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         let mut analyzed = self.shared.cache.simple(sql, &self.shared.config.shardmap);
         if analyzed.analysis.stmts.iter().any(|s| s.unknown_function)
-            && self.shared.reload_functions().await
+            && self.shared.reload_functions(false).await
         {
             analyzed = self.shared.cache.simple(sql, &self.shared.config.shardmap);
         }
@@ -185,6 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     param_formats: &[],
                     result_formats: &[],
                     describe: true,
+                    collated: stmt.collated,
                 })
                 .await?;
             }
@@ -197,6 +198,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Plan::PerNode { .. } | Plan::InsertSelect { .. } => {
                 self.run_per_node(&p).await?;
             }
+        }
+        // Tables' collations and the functions analyses depend on may have changed.
+        if !self.errored
+            && matches!(
+                stmt.kind,
+                Kind::CreateTable | Kind::AlterTable | Kind::Drop | Kind::OtherDdl { .. }
+            )
+        {
+            self.shared.reload_functions(true).await;
         }
         Ok(!self.errored)
     }
