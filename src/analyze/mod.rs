@@ -4,6 +4,7 @@
 
 pub mod aggregates;
 pub mod cache;
+pub mod calls;
 pub mod classify;
 pub mod depth;
 pub mod derived;
@@ -156,6 +157,9 @@ pub struct Stmt {
     /// Orders or groups text under a collation other than C: an explicit COLLATE (outside
     /// WHERE), or a table with such a column (catalog::functions).
     pub collated: bool,
+    /// `SELECT set_config(name, value, is_local)` with constants (`calls::set_config_call`,
+    /// read from the statement's text when it runs).
+    pub set_config: bool,
 }
 
 impl Stmt {
@@ -181,6 +185,7 @@ impl Stmt {
             unknown_function: false,
             stable_time: false,
             collated: false,
+            set_config: false,
         }
     }
 }
@@ -289,8 +294,9 @@ fn analyze_one(
             let ast = stmts.remove(0);
             let mut s = classify::statement(&ast, original, map);
             if s.refuse.is_none() {
-                s.refuse = classify::system_column(&ast, &mut s, map);
-                classify::calls(&ast, &mut s, map, funcs);
+                s.refuse = calls::system_column(&ast, &mut s, map);
+                calls::calls(&ast, &mut s, map, funcs);
+                s.set_config = calls::set_config_call(&ast, true).is_some();
             }
             s.ast = Some(ast);
             s

@@ -62,7 +62,7 @@ pub fn timestamptz(t: std::time::SystemTime) -> String {
 
 /// The type a time function's value has, and whether it is the statement's instant.
 fn kind_of(name: &str) -> Option<(&'static str, bool)> {
-    if !crate::analyze::classify::is_stable_time(name) {
+    if !crate::analyze::calls::is_stable_time(name) {
         return None;
     }
     Some(match name {

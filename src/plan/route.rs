@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use sqlparser::ast::Statement;
 
 use super::{ddl, insert, Combine, Plan, SessionOp};
-use crate::analyze::classify::SetAction;
 use crate::analyze::pins::Cmp;
 use crate::analyze::shape::Literal;
 use crate::analyze::{Kind, Pin, Stmt, ValueSrc};
@@ -163,10 +162,6 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
         Kind::Commit => Plan::Session(SessionOp::Commit),
         Kind::Rollback => Plan::Session(SessionOp::Rollback),
         Kind::TxnOther => Plan::Session(SessionOp::TxnOther),
-        Kind::Set(SetAction::Local) => Plan::Route {
-            node: default,
-            why: "transaction-local setting".into(),
-        },
         Kind::Set(_) => Plan::Session(SessionOp::Set),
         Kind::Show | Kind::Other | Kind::Copy => Plan::Route {
             node: default,

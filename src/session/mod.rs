@@ -123,7 +123,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         for c in self.txn.conns.values_mut() {
             c.broken = true;
         }
-        self.txn.conns.clear();
+        self.txn.drop_broken();
         self.publish_active();
         self.push(&be::error(&e));
         if let Some(t) = self.txn.txn.as_mut() {

@@ -19,11 +19,19 @@ pub struct Txn {
     pub begin_sql: String,
     pub failed: bool,
     pub writer: Option<usize>,
+    /// SAVEPOINT and SET LOCAL statements of the block, replayed after BEGIN on each node the
+    /// block reaches later.
     pub savepoints: Vec<String>,
     /// A multi-statement simple query's implicit transaction, not a client's BEGIN.
     pub implicit: bool,
     /// When the block began, as now() reads it in statements over several nodes.
     pub started: std::time::SystemTime,
+    /// The session's settings when the block began: ROLLBACK brings them back, as PostgreSQL
+    /// undoes a SET made inside a rolled-back transaction (guc.c, AtEOXact_GUC).
+    pub settings_before: BTreeMap<String, String>,
+    /// Each SAVEPOINT: its name, the settings then and the length of `savepoints` after it,
+    /// for ROLLBACK TO.
+    pub marks: Vec<(String, BTreeMap<String, String>, usize)>,
 }
 
 #[derive(Default)]
@@ -33,6 +41,9 @@ pub struct Held {
     /// Nodes whose connection holds session state of this client's (`analyze::sticky`): kept
     /// for the whole session, closed rather than pooled at its end.
     pub sticky: BTreeSet<usize>,
+    /// Nodes whose connection has joined the current transaction block (BEGIN sent). A
+    /// connection held for session state joins when the block first uses it.
+    pub in_txn: BTreeSet<usize>,
 }
 
 impl Held {
@@ -51,7 +62,22 @@ impl Held {
             if let Some(mut c) = self.conns.remove(&n) {
                 c.broken = true;
             }
+            self.in_txn.remove(&n);
         }
+    }
+
+    /// Drops the connections marked broken (a failed statement); the block goes on without
+    /// them, failed.
+    pub fn drop_broken(&mut self) {
+        self.conns.retain(|_, c| !c.broken);
+        let conns = &self.conns;
+        self.in_txn.retain(|n| conns.contains_key(n));
+    }
+
+    /// After COMMIT or ROLLBACK: no connection is in a block any more.
+    pub fn end_block(&mut self) {
+        self.in_txn.clear();
+        self.release();
     }
 
     /// The client went away: connections in an unknown state, or holding its session state,
@@ -65,6 +91,7 @@ impl Held {
         self.txn = None;
         self.conns.clear();
         self.sticky.clear();
+        self.in_txn.clear();
     }
 }
 
@@ -90,20 +117,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 c.prepared.clear();
             }
             c.sync_settings(&self.settings).await?;
-            if let Some(t) = &self.txn.txn {
-                c.run(&t.begin_sql).await?;
-                for sp in &t.savepoints {
-                    c.run(sp).await?;
-                }
-            }
             self.txn.conns.insert(node, c);
             self.publish_active();
-        } else if self.txn.txn.is_none() {
+        } else if !self.txn.in_txn.contains(&node) {
             // A connection kept for session state between statements: bring it to settings
             // made since on another connection.
             if let Some(c) = self.txn.conns.get_mut(&node) {
                 c.sync_settings(&self.settings).await?;
             }
+        }
+        if let (Some(t), false) = (&self.txn.txn, self.txn.in_txn.contains(&node)) {
+            if let Some(c) = self.txn.conns.get_mut(&node) {
+                c.run(&t.begin_sql).await?;
+                for sp in &t.savepoints {
+                    c.run(sp).await?;
+                }
+            }
+            self.txn.in_txn.insert(node);
         }
         self.txn
             .conns
@@ -156,6 +186,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         } else {
             self.txn.txn = Some(Txn {
                 started: std::time::SystemTime::now(),
+                settings_before: self.settings.clone(),
+                marks: Vec::new(),
                 begin_sql: text.to_string(),
                 failed: false,
                 writer: None,
@@ -180,7 +212,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         let commit = commit && !t.failed;
         let sql = if commit { "COMMIT" } else { "ROLLBACK" };
-        let mut nodes: Vec<usize> = self.txn.conns.keys().copied().collect();
+        if !commit {
+            self.restore_settings(t.settings_before.clone());
+        }
+        let mut nodes: Vec<usize> = self.txn.in_txn.iter().copied().collect();
         nodes.sort_by_key(|n| Some(*n) == t.writer);
         let mut err = None;
         for n in nodes {
@@ -191,7 +226,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
         }
-        self.txn.conns.clear();
+        self.txn.end_block();
         match err {
             Some(e) => self.push(&be::error(&e)),
             None => self.push(&be::command_complete(sql)),
@@ -204,6 +239,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub fn begin_implicit(&mut self) {
         self.txn.txn = Some(Txn {
             started: std::time::SystemTime::now(),
+            settings_before: self.settings.clone(),
+            marks: Vec::new(),
             begin_sql: "BEGIN".into(),
             failed: false,
             writer: None,
@@ -221,8 +258,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         let commit = !t.failed && !self.errored;
         let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+        if !commit {
+            self.restore_settings(t.settings_before.clone());
+        }
         let mut err = None;
-        let nodes: Vec<usize> = self.txn.conns.keys().copied().collect();
+        let nodes: Vec<usize> = self.txn.in_txn.iter().copied().collect();
         for n in nodes {
             if let Some(c) = self.txn.conns.get_mut(&n) {
                 if let Err(e) = c.run(sql).await {
@@ -231,9 +271,74 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
         }
-        self.txn.conns.clear();
+        self.txn.drop_broken();
+        self.txn.end_block();
         if let (true, Some(e)) = (commit, err) {
             self.error(&e);
+        }
+        Ok(())
+    }
+
+    /// Brings the session's settings back to `before` (a rollback): every worker connection of
+    /// the block has the settings changed since marked unknown, so the next use sets them
+    /// again to what the session has (PostgreSQL undid them on some connections, not on those
+    /// that got them before their BEGIN).
+    fn restore_settings(&mut self, before: BTreeMap<String, String>) {
+        let changed: Vec<String> = before
+            .keys()
+            .chain(self.settings.keys())
+            .filter(|k| before.get(*k) != self.settings.get(*k))
+            .cloned()
+            .collect();
+        for c in self.txn.conns.values_mut() {
+            for k in &changed {
+                c.settings.insert(k.clone(), String::new());
+            }
+        }
+        self.settings = before;
+    }
+
+    /// After `SELECT set_config(name, value, is_local)` ran on `node`: the session's settings
+    /// take it as they take a SET (and SET LOCAL), so every node the session uses gets it,
+    /// not just the one that ran it.
+    pub async fn record_set_config(
+        &mut self,
+        node: usize,
+        (name, value, local): &(String, String, bool),
+    ) -> SgResult<()> {
+        let sql = format!(
+            "SET {}{} = {}",
+            if *local { "LOCAL " } else { "" },
+            crate::quote::ident(name),
+            crate::quote::literal(value)
+        );
+        if *local && self.txn.txn.is_none() {
+            // Outside a block a local setting ends with the statement's implicit transaction.
+            return Ok(());
+        }
+        let others: Vec<usize> = if self.txn.txn.is_some() {
+            self.txn.in_txn.iter().copied().filter(|n| *n != node).collect()
+        } else {
+            Vec::new()
+        };
+        for n in &others {
+            if let Err(e) = self.backend(*n).await?.run(&sql).await {
+                self.error(&e);
+                return Ok(());
+            }
+        }
+        if *local {
+            if let Some(t) = self.txn.txn.as_mut() {
+                t.savepoints.push(sql);
+            }
+            return Ok(());
+        }
+        self.settings.insert(name.clone(), sql);
+        let wanted = self.settings.clone();
+        for n in others.iter().chain(std::iter::once(&node)) {
+            if let Some(c) = self.txn.conns.get_mut(n) {
+                c.settings = wanted.clone();
+            }
         }
         Ok(())
     }
@@ -244,16 +349,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let Some(t) = self.txn.txn.as_mut() else {
             return self.route_text(self.shared.config.default_node, text).await;
         };
+        let name = savepoint_name(text);
+        let mut restore = None;
         if lower.starts_with("rollback") {
             t.failed = false;
+            // ROLLBACK TO undoes the SETs and SET LOCALs made since the savepoint, which stays.
+            if let Some((_, settings, len)) = t.marks.iter().rev().find(|m| m.0 == name) {
+                t.savepoints.truncate(*len);
+                restore = Some(settings.clone());
+            }
         } else if lower.starts_with("savepoint") {
             t.savepoints.push(text.to_string());
+            t.marks
+                .push((name, self.settings.clone(), t.savepoints.len()));
+        } else if lower.starts_with("release") {
+            if let Some(i) = t.marks.iter().rposition(|m| m.0 == name) {
+                t.marks.truncate(i);
+            }
         }
-        if self.txn.conns.is_empty() {
+        if let Some(s) = restore {
+            self.restore_settings(s);
+        }
+        if self.txn.in_txn.is_empty() {
             let d = self.shared.config.default_node;
             self.backend(d).await?;
         }
-        let nodes: Vec<usize> = self.txn.conns.keys().copied().collect();
+        let nodes: Vec<usize> = self.txn.in_txn.iter().copied().collect();
         let mut tag = String::new();
         for n in nodes {
             let c = self.backend(n).await?;
@@ -271,5 +392,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         self.push(&be::command_complete(&tag));
         Ok(())
+    }
+}
+
+/// The savepoint a SAVEPOINT, RELEASE or ROLLBACK TO statement names, folded as PostgreSQL
+/// folds an identifier (lower case unless double-quoted).
+fn savepoint_name(text: &str) -> String {
+    let last = text
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .last()
+        .unwrap_or("");
+    match last.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        Some(q) => q.replace("\"\"", "\""),
+        None => last.to_lowercase(),
     }
 }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
-use crate::analyze::classify::SetAction;
 use crate::analyze::{Analysis, Kind, Stmt};
 use crate::error::{code, SgError, SgResult};
 use crate::plan::{Combine, Plan, SessionOp};
@@ -37,7 +36,7 @@ impl Prepared {
             Some(Kind::Commit) => Some(SessionOp::Commit),
             Some(Kind::Rollback) => Some(SessionOp::Rollback),
             Some(Kind::TxnOther) => Some(SessionOp::TxnOther),
-            Some(Kind::Set(a)) if *a != SetAction::Local => Some(SessionOp::Set),
+            Some(Kind::Set(_)) => Some(SessionOp::Set),
             _ => None,
         }
     }

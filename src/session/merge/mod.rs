@@ -104,7 +104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 if let Some(t) = self.txn.txn.as_mut() {
                     t.failed = true;
                 }
-                self.txn.conns.clear();
+                self.txn.drop_broken();
                 if e.code == code::CLIENT_GONE {
                     return Err(e);
                 }

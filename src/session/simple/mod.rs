@@ -170,6 +170,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     fe::build_query(text)
                 };
                 self.forward_simple(*node, f).await?;
+                if !self.errored && stmt.set_config {
+                    let call = crate::analyze::parse_sql(text)
+                        .ok()
+                        .and_then(|p| p.first().and_then(|a| crate::analyze::calls::set_config_call(a, false)));
+                    if let Some(call) = call {
+                        self.record_set_config(*node, &call).await?;
+                    }
+                }
             }
             Plan::Scatter { nodes, combine, .. } => {
                 let parts = nodes.iter().map(|n| (*n, vec![text.to_string()])).collect();
@@ -262,7 +270,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
                 let node = self.shared.config.default_node;
                 self.errored = false;
+                // Inside a block, every node the block has reached takes the SET now (it is
+                // part of their transactions: a ROLLBACK undoes it there, see
+                // `restore_settings`); nodes reached later get it before or after their BEGIN.
+                // Outside, the default node answers and the others are brought to the
+                // session's settings when next used.
+                let others: Vec<usize> = if self.txn.txn.is_some() {
+                    self.backend(node).await?;
+                    self.txn.in_txn.iter().copied().filter(|n| *n != node).collect()
+                } else {
+                    Vec::new()
+                };
                 self.route_text(node, text).await?;
+                for n in &others {
+                    if self.errored {
+                        break;
+                    }
+                    if let Err(e) = self.backend(*n).await?.run(text).await {
+                        self.error(&e);
+                    }
+                }
                 if !self.errored {
                     match action {
                         SetAction::Session(name) => {
@@ -272,12 +299,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             self.settings.remove(name);
                         }
                         SetAction::ResetAll => self.settings.clear(),
-                        SetAction::Local => {}
+                        SetAction::Local => {
+                            if let Some(t) = self.txn.txn.as_mut() {
+                                t.savepoints.push(text.to_string());
+                            }
+                            return Ok(());
+                        }
                     }
-                    // The connection that ran it already has it.
+                    // The connections that ran it already have it.
                     let wanted = self.settings.clone();
-                    if let Some(c) = self.txn.conns.get_mut(&node) {
-                        c.settings = wanted;
+                    for n in others.iter().chain(std::iter::once(&node)) {
+                        if let Some(c) = self.txn.conns.get_mut(n) {
+                            c.settings = wanted.clone();
+                        }
                     }
                 }
             }
