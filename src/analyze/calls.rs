@@ -158,16 +158,23 @@ pub fn calls(
 /// the setting, its value and whether it is local. The session records it as it records a SET
 /// (PostgreSQL's set_config is SET's function form, guc_funcs.c).
 pub fn set_config_call(ast: &Statement, shape_only: bool) -> Option<(String, String, bool)> {
-    use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, SelectItem, Value};
-    let Statement::Query(q) = ast else { return None };
+    use sqlparser::ast::{
+        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, SelectItem, Value,
+    };
+    let Statement::Query(q) = ast else {
+        return None;
+    };
     let SetExpr::Select(sel) = q.body.as_ref() else {
         return None;
     };
     if !sel.from.is_empty() || sel.selection.is_some() || sel.projection.len() != 1 {
         return None;
     }
-    let (SelectItem::UnnamedExpr(Expr::Function(f)) | SelectItem::ExprWithAlias { expr: Expr::Function(f), .. }) =
-        &sel.projection[0]
+    let (SelectItem::UnnamedExpr(Expr::Function(f))
+    | SelectItem::ExprWithAlias {
+        expr: Expr::Function(f),
+        ..
+    }) = &sel.projection[0]
     else {
         return None;
     };

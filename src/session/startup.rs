@@ -396,10 +396,7 @@ fn command_line_settings(options: &str) -> Result<Vec<(String, String)>, SgError
             return Err(invalid(a));
         };
         let (name, value) = setting.split_once('=').ok_or_else(|| {
-            SgError::new(
-                code::SYNTAX_ERROR,
-                format!("-c {setting} requires a value"),
-            )
+            SgError::new(code::SYNTAX_ERROR, format!("-c {setting} requires a value"))
         })?;
         out.push((name.replace('-', "_").to_lowercase(), value.to_string()));
     }
@@ -412,7 +409,10 @@ mod options_tests {
 
     #[test]
     fn options_split_as_postgresql_splits_them() {
-        let s = command_line_settings("-c TimeZone=UTC -c DateStyle=SQL,DMY --search-path=a\\ b -cwork_mem=64kB").unwrap();
+        let s = command_line_settings(
+            "-c TimeZone=UTC -c DateStyle=SQL,DMY --search-path=a\\ b -cwork_mem=64kB",
+        )
+        .unwrap();
         assert_eq!(
             s,
             vec![

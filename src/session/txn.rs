@@ -317,7 +317,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Ok(());
         }
         let others: Vec<usize> = if self.txn.txn.is_some() {
-            self.txn.in_txn.iter().copied().filter(|n| *n != node).collect()
+            self.txn
+                .in_txn
+                .iter()
+                .copied()
+                .filter(|n| *n != node)
+                .collect()
         } else {
             Vec::new()
         };
@@ -367,6 +372,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 t.marks.truncate(i);
             }
         }
+        let rolled_back = restore.is_some();
         if let Some(s) = restore {
             self.restore_settings(s);
         }
@@ -387,6 +393,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Err(e) => {
                     self.error(&e);
                     return Ok(());
+                }
+            }
+            // A node that joined the block after the savepoint took the settings of then
+            // before its BEGIN, which ROLLBACK TO does not undo there: set them back now.
+            if rolled_back {
+                let wanted = self.settings.clone();
+                if let Some(c) = self.txn.conns.get_mut(&n) {
+                    if let Err(e) = c.sync_settings(&wanted).await {
+                        self.error(&e);
+                        return Ok(());
+                    }
                 }
             }
         }

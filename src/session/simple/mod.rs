@@ -171,9 +171,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 };
                 self.forward_simple(*node, f).await?;
                 if !self.errored && stmt.set_config {
-                    let call = crate::analyze::parse_sql(text)
-                        .ok()
-                        .and_then(|p| p.first().and_then(|a| crate::analyze::calls::set_config_call(a, false)));
+                    let call = crate::analyze::parse_sql(text).ok().and_then(|p| {
+                        p.first()
+                            .and_then(|a| crate::analyze::calls::set_config_call(a, false))
+                    });
                     if let Some(call) = call {
                         self.record_set_config(*node, &call).await?;
                     }
@@ -277,7 +278,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 // session's settings when next used.
                 let others: Vec<usize> = if self.txn.txn.is_some() {
                     self.backend(node).await?;
-                    self.txn.in_txn.iter().copied().filter(|n| *n != node).collect()
+                    self.txn
+                        .in_txn
+                        .iter()
+                        .copied()
+                        .filter(|n| *n != node)
+                        .collect()
                 } else {
                     Vec::new()
                 };

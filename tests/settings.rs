@@ -1,0 +1,156 @@
+//! Session settings and clocks across nodes, as one PostgreSQL session has them (issue 12's
+//! "session settings" class, issue 10's SET semantics): a SET undone by ROLLBACK or ROLLBACK TO
+//! is undone on every node; SET LOCAL and set_config reach every node the session uses;
+//! startup `options` apply; now() is one value per transaction across nodes; a connection
+//! that holds session state (a temp table) takes part in transaction blocks.
+
+mod common;
+
+use common::own::Own;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+/// The distinct values `expr` has on every node of table t (a scatter over all of them).
+async fn everywhere(c: &Client, expr: &str) -> Vec<String> {
+    let sql = format!("SELECT DISTINCT {expr} FROM t");
+    let mut out = Vec::new();
+    for m in c.simple_query(&sql).await.expect(&sql) {
+        if let SimpleQueryMessage::Row(r) = m {
+            out.push(r.get(0).unwrap_or("NULL").to_string());
+        }
+    }
+    out
+}
+
+async fn run(c: &Client, sql: &str) {
+    c.batch_execute(sql).await.expect(sql);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_follow_transactions_on_every_node() {
+    let own = Own::start("settings-txn", 3, "", "").await;
+    let c = own.connect().await.expect("connect");
+    let style = "current_setting('DateStyle')";
+    assert_eq!(everywhere(&c, style).await, ["ISO, MDY"]);
+
+    // A SET inside a rolled-back block is undone everywhere.
+    run(&c, "BEGIN").await;
+    run(&c, "SET DateStyle = 'SQL, DMY'").await;
+    assert_eq!(everywhere(&c, style).await, ["SQL, DMY"]);
+    run(&c, "ROLLBACK").await;
+    assert_eq!(everywhere(&c, style).await, ["ISO, MDY"], "after ROLLBACK");
+
+    // ROLLBACK TO undoes what followed the savepoint; COMMIT keeps the rest.
+    run(&c, "BEGIN").await;
+    run(&c, "SET DateStyle = 'SQL, DMY'").await;
+    run(&c, "SAVEPOINT a").await;
+    run(&c, "SET DateStyle = 'German'").await;
+    assert_eq!(everywhere(&c, style).await, ["German, DMY"]);
+    run(&c, "ROLLBACK TO SAVEPOINT a").await;
+    assert_eq!(
+        everywhere(&c, style).await,
+        ["SQL, DMY"],
+        "after ROLLBACK TO"
+    );
+    run(&c, "COMMIT").await;
+    assert_eq!(everywhere(&c, style).await, ["SQL, DMY"], "after COMMIT");
+    run(&c, "RESET DateStyle").await;
+    assert_eq!(everywhere(&c, style).await, ["ISO, MDY"]);
+
+    // SET LOCAL reaches every node of the block, and ends with it.
+    run(&c, "BEGIN").await;
+    run(&c, "SET LOCAL DateStyle = 'German'").await;
+    assert_eq!(everywhere(&c, style).await, ["German, DMY"], "SET LOCAL");
+    run(&c, "COMMIT").await;
+    assert_eq!(everywhere(&c, style).await, ["ISO, MDY"]);
+
+    // set_config is SET's function form, local or not.
+    run(&c, "SELECT set_config('TimeZone', 'UTC', false)").await;
+    assert_eq!(everywhere(&c, "current_setting('TimeZone')").await, ["UTC"]);
+    run(&c, "BEGIN").await;
+    run(&c, "SELECT set_config('DateStyle', 'German', true)").await;
+    assert_eq!(
+        everywhere(&c, style).await,
+        ["German, DMY"],
+        "set_config local"
+    );
+    run(&c, "COMMIT").await;
+    assert_eq!(everywhere(&c, style).await, ["ISO, MDY"]);
+
+    // Nothing of this reaches another session.
+    let d = own.connect().await.expect("connect");
+    assert_eq!(everywhere(&d, style).await, ["ISO, MDY"]);
+    assert_ne!(everywhere(&d, "current_setting('TimeZone')").await, ["UTC"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_options_apply_on_every_node() {
+    let own = Own::start("settings-options", 3, "", "").await;
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("127.0.0.1")
+        .port(own.port)
+        .user("app")
+        .password("app-secret")
+        .dbname("app")
+        .options("-c TimeZone=UTC -c DateStyle=SQL,DMY");
+    let (c, conn) = cfg.connect(NoTls).await.expect("connect with options");
+    tokio::spawn(conn);
+    assert_eq!(everywhere(&c, "current_setting('TimeZone')").await, ["UTC"]);
+    assert_eq!(
+        everywhere(&c, "current_setting('DateStyle')").await,
+        ["SQL, DMY"]
+    );
+    let bad = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(own.port)
+        .user("app")
+        .password("app-secret")
+        .dbname("app")
+        .options("-x")
+        .connect(NoTls)
+        .await;
+    assert!(bad.is_err(), "an option PostgreSQL refuses is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_clock_and_held_connections_in_blocks() {
+    let own = Own::start("settings-clock", 3, "", "").await;
+    let c = own.connect().await.expect("connect");
+    assert_eq!(
+        everywhere(&c, "now()").await.len(),
+        1,
+        "one now() per statement"
+    );
+    assert_eq!(everywhere(&c, "current_date").await.len(), 1);
+    run(&c, "BEGIN").await;
+    let first = everywhere(&c, "now()").await;
+    run(&c, "SELECT pg_sleep(0.05)").await;
+    assert_eq!(
+        everywhere(&c, "now()").await,
+        first,
+        "now() is the block's start"
+    );
+    assert_eq!(everywhere(&c, "statement_timestamp() > now()").await, ["t"]);
+    run(&c, "COMMIT").await;
+
+    // A temp table pins its connection; that connection takes part in blocks.
+    run(&c, "CREATE TEMP TABLE tt (x int)").await;
+    run(&c, "BEGIN; INSERT INTO tt VALUES (1)").await;
+    run(&c, "ROLLBACK").await;
+    let n = c
+        .query_one("SELECT count(*) FROM tt", &[])
+        .await
+        .expect("tt");
+    assert_eq!(n.get::<_, i64>(0), 0, "the rolled-back insert is gone");
+    run(&c, "BEGIN").await;
+    run(&c, "INSERT INTO tt VALUES (1)").await;
+    run(&c, "COMMIT").await;
+    let n = c
+        .query_one("SELECT count(*) FROM tt", &[])
+        .await
+        .expect("tt");
+    assert_eq!(
+        n.get::<_, i64>(0),
+        1,
+        "committed, and the table is still the session's"
+    );
+}
