@@ -247,7 +247,7 @@ const MISC: &[&str] = &[
     "SELECT count(*) FROM user_analytics a, user_analytics b WHERE a.user_id = 1 AND b.user_id = 2",
     "SELECT count(*) FROM user_analytics a JOIN user_analytics b ON b.page_views = a.page_views WHERE a.user_id = 1 AND b.user_id IN (1, 4)",
     "SET datestyle = 'SQL, DMY'; SELECT sale_date, count(*) FROM sales_analytics GROUP BY sale_date ORDER BY 2 DESC, 1 LIMIT 3; SELECT min(sale_date), max(sale_date) FROM sales_analytics WHERE sale_date > '2024-05-01'; RESET datestyle",
-    "SET extra_float_digits = -3; SELECT avg(page_views::float8), stddev(page_views::float8) FROM user_analytics; RESET extra_float_digits",
+    "SET extra_float_digits = -3; SELECT avg(page_views::float8), stddev(page_views::float8), sum(page_views::float8) FROM user_analytics; RESET extra_float_digits",
     "SELECT count(*) FROM sales_analytics WHERE (sale_date, sale_date + 1) OVERLAPS (date '2024-02-29', date '2024-03-02')",
     "SELECT count(*) FROM sales_analytics WHERE sale_date IS NOT DISTINCT FROM '2024-03-01'",
     "SELECT count(*) FROM sales_analytics WHERE region SIMILAR TO 'N%'",

@@ -74,6 +74,14 @@ impl Held {
         self.in_txn.retain(|n| conns.contains_key(n));
     }
 
+    /// The nodes the transaction block has reached, but `node` (none outside a block).
+    pub fn block_nodes_except(&self, node: usize) -> Vec<usize> {
+        match self.txn {
+            Some(_) => self.in_txn.iter().copied().filter(|n| *n != node).collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// After COMMIT or ROLLBACK: no connection is in a block any more.
     pub fn end_block(&mut self) {
         self.in_txn.clear();
@@ -316,16 +324,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             // Outside a block a local setting ends with the statement's implicit transaction.
             return Ok(());
         }
-        let others: Vec<usize> = if self.txn.txn.is_some() {
-            self.txn
-                .in_txn
-                .iter()
-                .copied()
-                .filter(|n| *n != node)
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let others = self.txn.block_nodes_except(node);
         for n in &others {
             if let Err(e) = self.backend(*n).await?.run(&sql).await {
                 self.error(&e);

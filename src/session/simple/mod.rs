@@ -276,17 +276,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 // `restore_settings`); nodes reached later get it before or after their BEGIN.
                 // Outside, the default node answers and the others are brought to the
                 // session's settings when next used.
-                let others: Vec<usize> = if self.txn.txn.is_some() {
+                if self.txn.txn.is_some() {
                     self.backend(node).await?;
-                    self.txn
-                        .in_txn
-                        .iter()
-                        .copied()
-                        .filter(|n| *n != node)
-                        .collect()
-                } else {
-                    Vec::new()
-                };
+                }
+                let others = self.txn.block_nodes_except(node);
                 self.route_text(node, text).await?;
                 for n in &others {
                     if self.errored {
