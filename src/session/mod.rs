@@ -6,6 +6,7 @@ pub mod explain;
 pub mod extended;
 pub mod insert_select;
 pub mod merge;
+pub mod settings;
 pub mod simple;
 pub mod startup;
 pub mod tls;

@@ -82,15 +82,6 @@ pub enum Opening {
     Cancel(i32, i32),
 }
 
-/// Startup parameters that are not settings.
-const NOT_SETTINGS: [&str; 5] = [
-    "user",
-    "database",
-    "replication",
-    "options",
-    "client_encoding",
-];
-
 /// Reads the opening up to a successful authentication. `None`: the connection is done (it
 /// failed, and was told why where PostgreSQL would tell it). The whole opening must finish
 /// within `timeout`.
@@ -234,7 +225,7 @@ impl Opener {
                 ),
             ));
         }
-        let settings = startup_settings(params.iter())?;
+        let settings = super::settings::startup_settings(params.iter())?;
         let io = self.io()?;
         auth::scram(io, &auth.scram, &auth.users, &user).await?;
         let pid = auth
@@ -308,121 +299,4 @@ fn random_i32() -> i32 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(&n, &mut h);
     std::hash::Hasher::finish(&h) as i32
-}
-
-/// Startup parameters that are session settings, as the SET statements that give a worker
-/// connection the same setting. The name and value come from the client: the name must be a
-/// parameter name and is quoted as an identifier, the value as a literal, so nothing a client
-/// sends becomes SQL of its own (PostgreSQL answers an unknown name with FATAL 42704).
-pub fn startup_settings<'a>(
-    params: impl IntoIterator<Item = (&'a String, &'a String)>,
-) -> Result<BTreeMap<String, String>, SgError> {
-    let mut settings = BTreeMap::new();
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    for (k, v) in params {
-        let name = k.to_lowercase();
-        if name == "options" {
-            pairs.extend(command_line_settings(v)?);
-            continue;
-        }
-        if NOT_SETTINGS.contains(&name.as_str()) || name.starts_with("_pq_") {
-            continue;
-        }
-        pairs.push((name, v.clone()));
-    }
-    for (name, v) in pairs {
-        if !crate::quote::is_setting_name(&name) {
-            return Err(SgError::new(
-                code::UNDEFINED_OBJECT,
-                format!("unrecognized configuration parameter \"{name}\""),
-            ));
-        }
-        let sql = format!(
-            "SET {} = {}",
-            crate::quote::ident(&name),
-            crate::quote::literal(&v)
-        );
-        settings.insert(name, sql);
-    }
-    Ok(settings)
-}
-
-/// The settings in a startup packet's `options` (`-c name=value`, `-cname=value`,
-/// `--name=value`), split as PostgreSQL splits them (postinit.c, pg_split_opts: whitespace
-/// separates arguments, a backslash keeps the next character) and named as its
-/// ParseLongOption names them (`-` in a name is `_`).
-fn command_line_settings(options: &str) -> Result<Vec<(String, String)>, SgError> {
-    let mut args: Vec<String> = Vec::new();
-    let mut cur = String::new();
-    let mut chars = options.chars();
-    let mut in_arg = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-                in_arg = true;
-            }
-            c if c.is_whitespace() => {
-                if in_arg {
-                    args.push(std::mem::take(&mut cur));
-                    in_arg = false;
-                }
-            }
-            c => {
-                cur.push(c);
-                in_arg = true;
-            }
-        }
-    }
-    if in_arg {
-        args.push(cur);
-    }
-    let invalid = |a: &str| {
-        SgError::new(
-            code::SYNTAX_ERROR,
-            format!("invalid command-line argument for server process: {a}"),
-        )
-    };
-    let mut out = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let setting = if a == "-c" {
-            it.next().ok_or_else(|| invalid(a))?.as_str()
-        } else if let Some(s) = a.strip_prefix("-c").or_else(|| a.strip_prefix("--")) {
-            s
-        } else {
-            return Err(invalid(a));
-        };
-        let (name, value) = setting.split_once('=').ok_or_else(|| {
-            SgError::new(code::SYNTAX_ERROR, format!("-c {setting} requires a value"))
-        })?;
-        out.push((name.replace('-', "_").to_lowercase(), value.to_string()));
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod options_tests {
-    use super::command_line_settings;
-
-    #[test]
-    fn options_split_as_postgresql_splits_them() {
-        let s = command_line_settings(
-            "-c TimeZone=UTC -c DateStyle=SQL,DMY --search-path=a\\ b -cwork_mem=64kB",
-        )
-        .unwrap();
-        assert_eq!(
-            s,
-            vec![
-                ("timezone".to_string(), "UTC".to_string()),
-                ("datestyle".to_string(), "SQL,DMY".to_string()),
-                ("search_path".to_string(), "a b".to_string()),
-                ("work_mem".to_string(), "64kB".to_string()),
-            ]
-        );
-        assert!(command_line_settings("-x").is_err());
-        assert!(command_line_settings("-c").is_err());
-    }
 }

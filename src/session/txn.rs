@@ -287,66 +287,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(())
     }
 
-    /// Brings the session's settings back to `before` (a rollback): every worker connection of
-    /// the block has the settings changed since marked unknown, so the next use sets them
-    /// again to what the session has (PostgreSQL undid them on some connections, not on those
-    /// that got them before their BEGIN).
-    fn restore_settings(&mut self, before: BTreeMap<String, String>) {
-        let changed: Vec<String> = before
-            .keys()
-            .chain(self.settings.keys())
-            .filter(|k| before.get(*k) != self.settings.get(*k))
-            .cloned()
-            .collect();
-        for c in self.txn.conns.values_mut() {
-            for k in &changed {
-                c.settings.insert(k.clone(), String::new());
-            }
-        }
-        self.settings = before;
-    }
-
-    /// After `SELECT set_config(name, value, is_local)` ran on `node`: the session's settings
-    /// take it as they take a SET (and SET LOCAL), so every node the session uses gets it,
-    /// not just the one that ran it.
-    pub async fn record_set_config(
-        &mut self,
-        node: usize,
-        (name, value, local): &(String, String, bool),
-    ) -> SgResult<()> {
-        let sql = format!(
-            "SET {}{} = {}",
-            if *local { "LOCAL " } else { "" },
-            crate::quote::ident(name),
-            crate::quote::literal(value)
-        );
-        if *local && self.txn.txn.is_none() {
-            // Outside a block a local setting ends with the statement's implicit transaction.
-            return Ok(());
-        }
-        let others = self.txn.block_nodes_except(node);
-        for n in &others {
-            if let Err(e) = self.backend(*n).await?.run(&sql).await {
-                self.error(&e);
-                return Ok(());
-            }
-        }
-        if *local {
-            if let Some(t) = self.txn.txn.as_mut() {
-                t.savepoints.push(sql);
-            }
-            return Ok(());
-        }
-        self.settings.insert(name.clone(), sql);
-        let wanted = self.settings.clone();
-        for n in others.iter().chain(std::iter::once(&node)) {
-            if let Some(c) = self.txn.conns.get_mut(n) {
-                c.settings = wanted.clone();
-            }
-        }
-        Ok(())
-    }
-
     /// SAVEPOINT, RELEASE, ROLLBACK TO: on every node the block has reached.
     pub async fn txn_other(&mut self, text: &str) -> SgResult<()> {
         let lower = text.trim_start().to_ascii_lowercase();
