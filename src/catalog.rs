@@ -1,9 +1,13 @@
-//! Learns what the config leaves out from the workers' catalogs (control path, tokio-postgres):
-//! the type and position of each distributed table's key column, for tables that already exist;
-//! and, at start, checks the config against every worker (see [`check_workers`]).
+//! Catalogs, on the control path (tokio-postgres): shardgate's own (the `shardgate` schema on
+//! the catalog node: commit decisions, see [`transactions`], and their [`recovery`]), and what
+//! the config leaves out, learned from the workers' catalogs: the type and position of each
+//! distributed table's key column and the functions the default node knows; at start, the
+//! config is checked against every worker (see [`check_workers`]).
 
 mod check;
 pub mod functions;
+pub mod recovery;
+pub mod transactions;
 
 pub use check::{check_workers, Startup};
 

@@ -56,6 +56,9 @@ pub struct Config {
     pub health_check_interval_ms: u64,
     pub health_check_timeout_ms: u64,
     pub tcp_keepalive_secs: u64,
+    /// Where shardgate's catalog lives (commit decisions of two-phase commits).
+    pub catalog_node: usize,
+    pub recovery_interval_secs: u64,
     pub shardmap: ShardMap,
 }
 
@@ -96,6 +99,10 @@ fn check(raw: RawConfig) -> Result<Config, String> {
     let default_node = match &raw.server.default_node {
         Some(n) => node_index("(server.default_node)", n)?,
         None => 0,
+    };
+    let catalog_node = match &raw.server.catalog_node {
+        Some(n) => node_index("(server.catalog_node)", n)?,
+        None => default_node,
     };
     let mut users = BTreeMap::new();
     let mut user_limits = BTreeMap::new();
@@ -171,6 +178,8 @@ fn check(raw: RawConfig) -> Result<Config, String> {
         health_check_interval_ms: s.health_check_interval_ms.unwrap_or(1000).max(1),
         health_check_timeout_ms: s.health_check_timeout_ms.unwrap_or(2000).max(1),
         tcp_keepalive_secs: s.tcp_keepalive_secs.unwrap_or(10),
+        catalog_node,
+        recovery_interval_secs: s.recovery_interval_secs.unwrap_or(5).max(1),
         shardmap: ShardMap::new(tables, raw.nodes.len(), default_node),
     })
 }

@@ -52,6 +52,10 @@ pub struct ServerSection {
     pub health_check_timeout_ms: Option<u64>,
     /// TCP keepalive on worker and client sockets.
     pub tcp_keepalive_secs: Option<u64>,
+    /// The node holding shardgate's catalog (the `shardgate` schema): the default node unless set.
+    pub catalog_node: Option<String>,
+    /// Seconds between runs of prepared-transaction recovery (it also runs at start).
+    pub recovery_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

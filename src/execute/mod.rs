@@ -33,6 +33,8 @@ pub struct Shared {
     cancels: std::sync::Mutex<HashMap<i32, (i32, Active)>>,
     /// Held while the function names load (see `reload_functions`).
     functions_loading: tokio::sync::Mutex<()>,
+    /// Ids for this process's two-phase commits.
+    pub gids: crate::catalog::transactions::Gids,
 }
 
 /// The worker connections a session holds right now, as CancelRequest needs them.
@@ -128,7 +130,14 @@ impl Shared {
         };
         let cache = AnalysisCache::new(limits);
         cache.set_functions(functions);
+        // The catalog's tables must exist before the first two-phase commit; if the catalog
+        // node is down now, recovery creates them when it answers.
+        let catalog_url = &config.nodes[config.catalog_node].url;
+        if let Err(e) = crate::catalog::transactions::ensure_schema(catalog_url, timeout).await {
+            tracing::warn!("cannot create the shardgate catalog schema yet: {e}");
+        }
         Ok(Arc::new(Shared {
+            gids: Default::default(),
             config,
             pools,
             targets,

@@ -54,11 +54,16 @@ pub fn fatal(e: &SgError) -> Frame {
 }
 
 pub fn notice(message: &str) -> Frame {
+    warning("01000", message)
+}
+
+/// A WARNING with its SQLSTATE, as PostgreSQL's own warnings carry one.
+pub fn warning(code: &str, message: &str) -> Frame {
     let mut b = BytesMut::new();
     for (k, v) in [
         (b'S', "WARNING"),
         (b'V', "WARNING"),
-        (b'C', "01000"),
+        (b'C', code),
         (b'M', message),
     ] {
         b.put_u8(k);

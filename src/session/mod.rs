@@ -2,6 +2,7 @@
 //! frames, the transaction state, and the worker connections the session holds.
 
 pub mod auth;
+pub mod commit;
 pub mod explain;
 pub mod extended;
 pub mod insert_select;
@@ -130,6 +131,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if let Some(t) = self.txn.txn.as_mut() {
             t.failed = true;
         }
+        // An implicit transaction ends with its statement: its connections were dropped
+        // (their nodes roll back), so only the settings are left to restore.
+        if let Some(t) = self.txn.txn.take_if(|t| t.implicit) {
+            self.restore_settings(t.settings_before);
+            self.txn.end_block();
+        }
         if extended && !self.batch_synced {
             loop {
                 match self.read_client().await? {
@@ -154,6 +161,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     pub fn ready(&mut self) {
+        self.txn.unit_writes.clear();
         let s = self.status();
         self.push(&be::ready(s));
     }

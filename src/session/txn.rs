@@ -1,7 +1,7 @@
 //! The worker connections a session holds and its transaction block. A connection is held for
 //! one statement (or one extended-protocol batch), or for a whole transaction block; BEGIN is
-//! sent lazily to each node the block touches. Until cross-node transactions land, a block may
-//! read on many nodes but write on only one.
+//! sent lazily to each node the block touches, and the block records which nodes it wrote on
+//! for its commit (`commit`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,8 +17,13 @@ use crate::protocol::backend as be;
 pub struct Txn {
     /// The client's BEGIN, replayed on each node the block reaches (keeps isolation level).
     pub begin_sql: String,
+    pub isolation: Isolation,
     pub failed: bool,
-    pub writer: Option<usize>,
+    /// Nodes a statement of the block wrote on (or locked rows on): more than one means
+    /// two-phase commit.
+    pub wrote: BTreeSet<usize>,
+    /// Nodes a statement of the block ran on.
+    pub touched: BTreeSet<usize>,
     /// SAVEPOINT and SET LOCAL statements of the block, replayed after BEGIN on each node the
     /// block reaches later.
     pub savepoints: Vec<String>,
@@ -34,8 +39,63 @@ pub struct Txn {
     pub marks: Vec<(String, BTreeMap<String, String>, usize)>,
 }
 
+/// The isolation level a block asked for, as far as shardgate must know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    ReadCommitted,
+    /// Every node's snapshot is taken when the block first runs a statement.
+    RepeatableRead,
+    /// Refused over more than one node.
+    Serializable,
+}
+
+impl Isolation {
+    /// From the BEGIN's text, else the session's default_transaction_isolation.
+    pub fn of(begin: &str, settings: &BTreeMap<String, String>) -> Isolation {
+        let from = |t: &str| {
+            let t = t.to_ascii_lowercase();
+            if t.contains("serializable") {
+                Some(Isolation::Serializable)
+            } else if t.contains("repeatable") {
+                Some(Isolation::RepeatableRead)
+            } else if t.contains("isolation") || t.contains("committed") {
+                Some(Isolation::ReadCommitted)
+            } else {
+                None
+            }
+        };
+        from(begin)
+            .or_else(|| {
+                settings
+                    .get("default_transaction_isolation")
+                    .and_then(|s| from(s))
+            })
+            .unwrap_or(Isolation::ReadCommitted)
+    }
+}
+
+impl Txn {
+    pub fn new(begin: &str, implicit: bool, settings: &BTreeMap<String, String>) -> Txn {
+        Txn {
+            begin_sql: begin.to_string(),
+            isolation: Isolation::of(begin, settings),
+            failed: false,
+            wrote: BTreeSet::new(),
+            touched: BTreeSet::new(),
+            savepoints: Vec::new(),
+            implicit,
+            started: std::time::SystemTime::now(),
+            settings_before: settings.clone(),
+            marks: Vec::new(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Held {
+    /// Nodes written outside a block in the client's current unit of work (a simple query,
+    /// or an extended-protocol batch up to Sync): a second node opens an implicit transaction.
+    pub unit_writes: BTreeSet<usize>,
     pub conns: BTreeMap<usize, Pooled>,
     pub txn: Option<Txn>,
     /// Nodes whose connection holds session state of this client's (`analyze::sticky`): kept
@@ -116,8 +176,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// The session's connection to `node`, acquired (and brought into the session's settings
-    /// and transaction block) on first use.
+    /// and transaction block) on first use. The first node a REPEATABLE READ block uses brings
+    /// every node in, each with its snapshot taken now, so the block reads every node as of
+    /// its start rather than as of whenever it first reaches it.
     pub async fn backend(&mut self, node: usize) -> SgResult<&mut Backend> {
+        self.attach(node).await?;
+        if let (Some(t), false) = (&self.txn.txn, self.txn.in_txn.contains(&node)) {
+            let all = t.isolation == Isolation::RepeatableRead && self.txn.in_txn.is_empty();
+            self.join(node, all).await?;
+            if all {
+                for n in 0..self.shared.config.nodes.len() {
+                    if n != node {
+                        self.attach(n).await?;
+                        self.join(n, true).await?;
+                    }
+                }
+            }
+        }
+        self.txn
+            .conns
+            .get_mut(&node)
+            .map(|c| &mut **c)
+            .ok_or_else(|| SgError::internal("held connection vanished"))
+    }
+
+    /// Acquires a connection to `node` for the session unless it holds one, in the session's
+    /// settings.
+    async fn attach(&mut self, node: usize) -> SgResult<()> {
         if !self.txn.conns.contains_key(&node) {
             let mut c = self.shared.acquire(node).await?;
             if c.prepared.len() > 2000 {
@@ -134,157 +219,98 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 c.sync_settings(&self.settings).await?;
             }
         }
-        if let (Some(t), false) = (&self.txn.txn, self.txn.in_txn.contains(&node)) {
-            if let Some(c) = self.txn.conns.get_mut(&node) {
-                c.run(&t.begin_sql).await?;
-                for sp in &t.savepoints {
-                    c.run(sp).await?;
-                }
-            }
-            self.txn.in_txn.insert(node);
-        }
-        self.txn
-            .conns
-            .get_mut(&node)
-            .map(|c| &mut **c)
-            .ok_or_else(|| SgError::internal("held connection vanished"))
-    }
-
-    /// What a statement must pass before its plan runs: the one-writer-node rule, and keeping
-    /// the connections of a statement that leaves session state behind.
-    pub fn before_run(&mut self, plan: &Plan, stmt: &crate::analyze::Stmt) -> SgResult<()> {
-        self.check_write(plan, stmt.kind.is_write())?;
-        if stmt.sticky {
-            self.txn.sticky.extend(plan.nodes());
-        }
         Ok(())
     }
 
-    /// The one-writer-node rule for transaction blocks.
-    fn check_write(&mut self, plan: &Plan, is_write: bool) -> SgResult<()> {
-        let Some(t) = self.txn.txn.as_mut() else {
-            return Ok(());
-        };
-        // An implicit transaction commits on every node it wrote or on none (see
-        // `end_implicit`); the one-writer rule is for client transaction blocks.
-        if !is_write || t.implicit {
+    /// Brings the held connection to `node` into the block: BEGIN, the block's savepoints and
+    /// SET LOCALs, and with `snapshot` a statement that takes the transaction's snapshot.
+    async fn join(&mut self, node: usize, snapshot: bool) -> SgResult<()> {
+        if self.txn.in_txn.contains(&node) {
             return Ok(());
         }
-        let nodes = plan.nodes();
-        let refuse = || {
-            SgError::unsupported(
-                "a transaction block that writes on more than one node (cross-node transactions are not available yet)",
-            )
-        };
-        if nodes.len() > 1 {
-            return Err(refuse());
-        }
-        if let Some(&n) = nodes.first() {
-            match t.writer {
-                Some(w) if w != n => return Err(refuse()),
-                _ => t.writer = Some(n),
+        if let (Some(t), Some(c)) = (&self.txn.txn, self.txn.conns.get_mut(&node)) {
+            c.run(&t.begin_sql).await?;
+            for sp in &t.savepoints {
+                c.run(sp).await?;
             }
+            if snapshot {
+                c.run("SELECT").await?;
+            }
+        }
+        self.txn.in_txn.insert(node);
+        Ok(())
+    }
+
+    /// What a statement must pass before its plan runs. A write outside a transaction block
+    /// that reaches a second node (in this statement, or earlier in the client's
+    /// extended-protocol batch) opens an implicit transaction, so it commits on every node or
+    /// none (`commit`). Inside a block, the nodes written are recorded for the commit, and a
+    /// SERIALIZABLE block may not span nodes. A statement that leaves session state behind
+    /// keeps its connections.
+    pub fn before_run(&mut self, plan: &Plan, stmt: &crate::analyze::Stmt) -> SgResult<()> {
+        let nodes = plan.nodes();
+        if stmt.sticky {
+            self.txn.sticky.extend(nodes.iter().copied());
+        }
+        match self.txn.txn.as_mut() {
+            Some(t) => {
+                if t.isolation == Isolation::Serializable
+                    && nodes
+                        .iter()
+                        .chain(&t.touched)
+                        .collect::<BTreeSet<_>>()
+                        .len()
+                        > 1
+                {
+                    return Err(SgError::unsupported(
+                        "a SERIALIZABLE transaction block over more than one node (shardgate cannot give serializable isolation across nodes; use REPEATABLE READ or keep the block on one node)",
+                    ));
+                }
+                t.touched.extend(nodes.iter().copied());
+                if stmt.kind.is_write() {
+                    t.wrote.extend(nodes);
+                }
+            }
+            None if stmt.kind.is_write() => {
+                self.txn.unit_writes.extend(nodes);
+                if self.txn.unit_writes.len() > 1 {
+                    self.begin_implicit();
+                    if let Some(t) = self.txn.txn.as_mut() {
+                        t.wrote = self.txn.unit_writes.clone();
+                        t.touched = t.wrote.clone();
+                    }
+                }
+            }
+            None => {}
         }
         Ok(())
     }
 
     pub async fn begin(&mut self, text: &str) {
-        if self.txn.txn.is_some() {
-            self.push(&be::notice("there is already a transaction in progress"));
-        } else {
-            self.txn.txn = Some(Txn {
-                started: std::time::SystemTime::now(),
-                settings_before: self.settings.clone(),
-                marks: Vec::new(),
-                begin_sql: text.to_string(),
-                failed: false,
-                writer: None,
-                savepoints: Vec::new(),
-                implicit: false,
-            });
+        match self.txn.txn.as_mut() {
+            // BEGIN inside a multi-statement string's implicit transaction makes it a block,
+            // statements before it included (xact.c BeginTransactionBlock,
+            // TBLOCK_IMPLICIT_INPROGRESS).
+            Some(t) if t.implicit => {
+                t.implicit = false;
+                t.begin_sql = text.to_string();
+                t.isolation = Isolation::of(text, &self.settings);
+            }
+            Some(_) => self.push(&be::warning(
+                "25001",
+                "there is already a transaction in progress",
+            )),
+            None => {
+                self.txn.txn = Some(Txn::new(text, false, &self.settings));
+            }
         }
         self.push(&be::command_complete("BEGIN"));
     }
 
-    /// COMMIT or ROLLBACK of the block: read-only nodes first, the writer last, so a failure
-    /// to commit the writer is the only failure that matters.
-    pub async fn end(&mut self, commit: bool) -> SgResult<()> {
-        let Some(t) = self.txn.txn.take() else {
-            self.push(&be::notice("there is no transaction in progress"));
-            self.push(&be::command_complete(if commit {
-                "COMMIT"
-            } else {
-                "ROLLBACK"
-            }));
-            return Ok(());
-        };
-        let commit = commit && !t.failed;
-        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
-        if !commit {
-            self.restore_settings(t.settings_before.clone());
-        }
-        let mut nodes: Vec<usize> = self.txn.in_txn.iter().copied().collect();
-        nodes.sort_by_key(|n| Some(*n) == t.writer);
-        let mut err = None;
-        for n in nodes {
-            if let Some(c) = self.txn.conns.get_mut(&n) {
-                if let Err(e) = c.run(sql).await {
-                    c.broken = c.broken || e.code == crate::error::code::CONNECTION_FAILURE;
-                    err.get_or_insert(e);
-                }
-            }
-        }
-        self.txn.end_block();
-        match err {
-            Some(e) => self.push(&be::error(&e)),
-            None => self.push(&be::command_complete(sql)),
-        }
-        Ok(())
-    }
-
-    /// Runs a multi-statement simple query's statements as PostgreSQL does, in one implicit
-    /// transaction: BEGIN reaches each node as it is first used.
+    /// Runs the statements that follow as one implicit transaction (a multi-statement simple
+    /// query, or a write reaching several nodes): BEGIN reaches each node as it is first used.
     pub fn begin_implicit(&mut self) {
-        self.txn.txn = Some(Txn {
-            started: std::time::SystemTime::now(),
-            settings_before: self.settings.clone(),
-            marks: Vec::new(),
-            begin_sql: "BEGIN".into(),
-            failed: false,
-            writer: None,
-            savepoints: Vec::new(),
-            implicit: true,
-        });
-    }
-
-    /// Ends the implicit transaction: COMMIT on every node if every statement succeeded, else
-    /// ROLLBACK. Atomic for statement failures; a node failing its own COMMIT after others
-    /// committed is the one case cross-node two-phase commit will close.
-    pub async fn end_implicit(&mut self) -> SgResult<()> {
-        let Some(t) = self.txn.txn.take_if(|t| t.implicit) else {
-            return Ok(());
-        };
-        let commit = !t.failed && !self.errored;
-        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
-        if !commit {
-            self.restore_settings(t.settings_before.clone());
-        }
-        let mut err = None;
-        let nodes: Vec<usize> = self.txn.in_txn.iter().copied().collect();
-        for n in nodes {
-            if let Some(c) = self.txn.conns.get_mut(&n) {
-                if let Err(e) = c.run(sql).await {
-                    c.broken = true;
-                    err.get_or_insert(e);
-                }
-            }
-        }
-        self.txn.drop_broken();
-        self.txn.end_block();
-        if let (true, Some(e)) = (commit, err) {
-            self.error(&e);
-        }
-        Ok(())
+        self.txn.txn = Some(Txn::new("BEGIN", true, &self.settings));
     }
 
     /// SAVEPOINT, RELEASE, ROLLBACK TO: on every node the block has reached.
@@ -293,6 +319,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let Some(t) = self.txn.txn.as_mut() else {
             return self.route_text(self.shared.config.default_node, text).await;
         };
+        if t.implicit {
+            // xact.c DefineSavepoint and friends, TBLOCK_IMPLICIT_INPROGRESS.
+            let verb = if lower.starts_with("savepoint") {
+                "SAVEPOINT"
+            } else if lower.starts_with("release") {
+                "RELEASE SAVEPOINT"
+            } else {
+                "ROLLBACK TO SAVEPOINT"
+            };
+            self.error(&SgError::new(
+                "25P01",
+                format!("{verb} can only be used in transaction blocks"),
+            ));
+            return Ok(());
+        }
         let name = savepoint_name(text);
         let mut restore = None;
         if lower.starts_with("rollback") {

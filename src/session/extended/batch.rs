@@ -301,6 +301,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
         }
+        // A batch that wrote on several nodes ran in an implicit transaction of shardgate's:
+        // it ends here, as PostgreSQL's ends at Sync.
+        self.end_implicit().await?;
         self.ready();
         self.txn.release();
         Ok(())

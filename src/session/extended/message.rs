@@ -90,7 +90,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         &values,
                         &self.shared.config.shardmap,
                     )?;
+                    let outside = self.txn.txn.is_none();
                     self.before_run(&p, stmt)?;
+                    if outside && self.txn.txn.is_some() {
+                        // This batch now writes on a second node: the nodes it already used
+                        // join the implicit transaction before their queued messages run.
+                        for n in b.touched.clone() {
+                            self.backend(n).await?;
+                        }
+                    }
                     match p {
                         Plan::Route { node, .. } => {
                             self.bind_on(b, &prepared, &bind, vec![node], Combine::Concat)

@@ -98,20 +98,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
         }
-        let implicit = many
-            && self.txn.txn.is_none()
-            && !analysis.stmts.iter().any(|s| {
-                matches!(
-                    s.kind,
-                    Kind::Begin | Kind::Commit | Kind::Rollback | Kind::TxnOther
-                )
-            });
-        if implicit {
-            self.begin_implicit();
-        }
+        // A multi-statement string runs in one implicit transaction, as PostgreSQL runs it
+        // (postgres.c exec_simple_query): COMMIT or ROLLBACK inside it end it and the
+        // statements after them start another; BEGIN makes it a block. A single statement
+        // gets one when it writes on several nodes (`before_run`).
         self.errored = false;
         let mut failed = false;
         for (stmt, text) in analysis.stmts.iter().zip(&texts) {
+            if many && self.txn.txn.is_none() {
+                self.begin_implicit();
+            }
             if self
                 .txn
                 .txn
@@ -133,7 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 break;
             }
         }
-        if implicit {
+        if self.txn.txn.as_ref().is_some_and(|t| t.implicit) {
             self.errored = failed;
             self.end_implicit().await?;
         }
