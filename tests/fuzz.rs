@@ -161,6 +161,7 @@ fn analyse_and_plan(cache: &AnalysisCache, cfg: &shardgate::config::Config, sql:
             params: &[],
             formats: &[],
             clock: None,
+            keys: &[],
         };
         for s in &analyzed.analysis.stmts {
             let _ = plan(s, &s.text, &values, &cfg.shardmap);

@@ -17,6 +17,7 @@ fn render(sql: &str, cfg: &shardgate::config::Config, names: &[String]) -> Strin
         params: &[],
         formats: &[],
         clock: None,
+        keys: &[],
     };
     let texts = if analyzed.analysis.stmts.len() == 1 {
         vec![sql]

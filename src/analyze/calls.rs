@@ -211,3 +211,66 @@ pub fn set_config_call(ast: &Statement, shape_only: bool) -> Option<(String, Str
         _ => None,
     }
 }
+
+/// Built-in functions whose every call may give another value (pg_proc.provolatile = 'v')
+/// that a write is likely to call.
+const VOLATILE: &[&str] = &[
+    "random",
+    "random_normal",
+    "gen_random_uuid",
+    "uuid_generate_v1",
+    "uuid_generate_v1mc",
+    "uuid_generate_v4",
+    "clock_timestamp",
+    "timeofday",
+    "nextval",
+    "setval",
+    "setseed",
+    "txid_current",
+    "pg_current_xact_id",
+];
+
+/// A write to a reference table runs on every node: a volatile function in it would give
+/// each copy its own value, and the copies would differ. Refused (0A000).
+pub fn volatile_reference_write(ast: &Statement, map: &ShardMap) -> Option<SgError> {
+    use sqlparser::ast::{FromTable, TableFactor, TableObject};
+    let target = match ast {
+        Statement::Insert(i) => match &i.table {
+            TableObject::TableName(n) => Some(super::scope::table_name(n)),
+            _ => None,
+        },
+        Statement::Update(u) => match &u.table.relation {
+            TableFactor::Table { name, .. } => Some(super::scope::table_name(name)),
+            _ => None,
+        },
+        Statement::Delete(d) => {
+            let tables = match &d.from {
+                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+            };
+            match tables.first().map(|t| &t.relation) {
+                Some(TableFactor::Table { name, .. }) => Some(super::scope::table_name(name)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }?;
+    let table = target;
+    if !map.get(&table).is_some_and(|t| t.is_reference()) {
+        return None;
+    }
+    let mut found = None;
+    let _ = sqlparser::ast::visit_expressions(ast, |e: &sqlparser::ast::Expr| {
+        if let sqlparser::ast::Expr::Function(f) = e {
+            let n = super::scope::function_name(f);
+            if VOLATILE.contains(&n.as_str()) {
+                found.get_or_insert(n);
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found.map(|n| {
+        SgError::unsupported(format!(
+            "{n}() in a write to reference table \"{table}\" (each node would compute its own value and the copies would differ)"
+        ))
+    })
+}

@@ -294,7 +294,8 @@ fn analyze_one(
             let ast = stmts.remove(0);
             let mut s = classify::statement(&ast, original, map);
             if s.refuse.is_none() {
-                s.refuse = calls::system_column(&ast, &mut s, map);
+                s.refuse = calls::system_column(&ast, &mut s, map)
+                    .or_else(|| calls::volatile_reference_write(&ast, map));
                 calls::calls(&ast, &mut s, map, funcs);
                 s.set_config = calls::set_config_call(&ast, true).is_some();
             }

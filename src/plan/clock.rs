@@ -115,6 +115,7 @@ pub fn scatter(
         combine: super::Combine::Concat,
         why,
         learn: None,
+        returning_order: Vec::new(),
     })
 }
 

@@ -123,6 +123,16 @@ pub fn create_on_node(ct: &CreateTable, t: &TableDist, node: usize) -> SgResult<
         TableKind::List(_) => "LIST",
     };
     let mut parent = ct.clone();
+    // PostgreSQL refuses storage parameters on a partitioned table ("cannot specify storage
+    // parameters for a partitioned table", tablecmds.c): they belong to the partitions,
+    // where the plain table's rows now live.
+    let storage = match std::mem::take(&mut parent.table_options) {
+        sqlparser::ast::CreateTableOptions::With(o) => Some(o),
+        other => {
+            parent.table_options = other;
+            None
+        }
+    };
     parent.partition_by = Some(Box::new(Expr::Function(Function {
         name: ObjectName::from(vec![Ident::new(strategy)]),
         uses_odbc_syntax: false,
@@ -153,6 +163,9 @@ pub fn create_on_node(ct: &CreateTable, t: &TableDist, node: usize) -> SgResult<
         part.for_values = Some(bounds);
         part.if_not_exists = ct.if_not_exists;
         part.temporary = ct.temporary;
+        if let Some(o) = &storage {
+            part.table_options = sqlparser::ast::CreateTableOptions::With(o.clone());
+        }
         out.push(Statement::CreateTable(part).to_string());
     }
     Ok(out)
@@ -201,6 +214,7 @@ pub fn create_table(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
         combine: Combine::Same,
         why: format!("create {} table \"{name}\" on its nodes", t.kind.method()),
         learn: (!t.is_reference()).then(|| (name.clone(), ty, pos)),
+        returning_order: Vec::new(),
     })
 }
 

@@ -27,6 +27,7 @@ pub fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgRes
         })?,
     };
     let mut by_node: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut row_nodes = Vec::with_capacity(spec.rows.len());
     for (row_no, row) in spec.rows.iter().enumerate() {
         let src = match row.get(key_pos) {
             Some(Some(src)) => src,
@@ -40,6 +41,7 @@ pub fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgRes
         let key = values.resolve(src, ty)?;
         let shard = t.shard_for_row(key.as_ref())?;
         by_node.entry(t.node_of(shard)).or_default().push(row_no);
+        row_nodes.push(t.node_of(shard));
     }
     if by_node.len() <= 1 {
         let node = by_node.keys().next().copied().unwrap_or(map.default_node);
@@ -55,6 +57,14 @@ pub fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgRes
     }
     let Statement::Insert(ins) = reparse(text)? else {
         return Err(SgError::internal("INSERT did not re-parse as one"));
+    };
+    // Each node returns its rows in its VALUES order; interleaved by the rows' nodes they are
+    // the statement's order. ON CONFLICT DO NOTHING may skip rows, so the interleaving is
+    // unknown there: those come back node by node.
+    let returning_order = if ins.returning.is_some() && ins.on.is_none() {
+        row_nodes
+    } else {
+        Vec::new()
     };
     let mut parts = Vec::new();
     for (node, rows) in by_node {
@@ -74,6 +84,7 @@ pub fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgRes
         combine: Combine::Concat,
         why: "multi-row INSERT split by node".into(),
         learn: None,
+        returning_order,
     })
 }
 

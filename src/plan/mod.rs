@@ -56,6 +56,9 @@ pub enum Plan {
         why: String,
         /// After success: the table's distribution column type and position, learned from DDL.
         learn: Option<(String, KeyType, usize)>,
+        /// For a multi-row INSERT ... RETURNING: the node of each VALUES row, so the returned
+        /// rows come back in VALUES order as PostgreSQL returns them (empty: node order).
+        returning_order: Vec<usize>,
     },
     /// The worker part on several nodes, combined by shardgate (and the merge node).
     Merge {

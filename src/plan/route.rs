@@ -13,6 +13,7 @@ use crate::shardmap::range::Edge;
 use crate::shardmap::{KeyType, KeyValue, ShardId, ShardMap, TableDist, TableKind};
 
 /// The values `$n` stand for: lifted literals (simple protocol) or Bind parameters.
+#[derive(Clone, Copy)]
 pub struct Values<'a> {
     pub literals: &'a [Literal],
     pub params: &'a [Option<bytes::Bytes>],
@@ -21,6 +22,9 @@ pub struct Values<'a> {
     pub formats: &'a [i16],
     /// The instants now() and its kin stand for in this statement, when it calls them.
     pub clock: Option<&'a super::clock::Clock>,
+    /// Key texts shardgate's own parser does not read ('01/02/2024', 'infinity'), with the
+    /// value PostgreSQL read them as (`Session::plan_reading_keys`).
+    pub keys: &'a [(KeyType, String, KeyValue)],
 }
 
 impl Values<'_> {
@@ -29,7 +33,19 @@ impl Values<'_> {
         params: &[],
         formats: &[],
         clock: None,
+        keys: &[],
     };
+
+    /// `text` as a key of type `ty`: shardgate's parser, else what PostgreSQL read it as.
+    fn read(&self, ty: KeyType, text: &str) -> SgResult<KeyValue> {
+        KeyValue::parse_text(ty, text).or_else(|e| {
+            self.keys
+                .iter()
+                .find(|(t, s, _)| *t == ty && s == text)
+                .map(|(_, _, v)| v.clone())
+                .ok_or(e)
+        })
+    }
 
     /// The key value a source stands for: Ok(None) for NULL; Err when it does not read as the
     /// key's type (callers decide whether that is an error or "every shard").
@@ -56,7 +72,7 @@ impl Values<'_> {
                     } else {
                         let s = std::str::from_utf8(bytes)
                             .map_err(|_| SgError::protocol("parameter is not valid UTF-8"))?;
-                        KeyValue::parse_text(ty, s)?
+                        self.read(ty, s)?
                     };
                     return match (v, negate) {
                         (KeyValue::Int(i), true) => Ok(Some(KeyValue::Int(-i))),
@@ -67,7 +83,7 @@ impl Values<'_> {
             }
         };
         let text = if negate { format!("-{text}") } else { text };
-        KeyValue::parse_text(ty, &text).map(Some)
+        self.read(ty, &text).map(Some)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod commit;
 pub mod explain;
 pub mod extended;
 pub mod insert_select;
+pub mod keys;
 pub mod merge;
 pub mod settings;
 pub mod simple;

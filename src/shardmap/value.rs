@@ -63,6 +63,19 @@ impl KeyType {
         }
     }
 
+    /// The name PostgreSQL's messages use (format_type): "bigint", not "int8".
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            KeyType::Int2 => "smallint",
+            KeyType::Int4 => "integer",
+            KeyType::Int8 => "bigint",
+            KeyType::Text => "text",
+            KeyType::Uuid => "uuid",
+            KeyType::Date => "date",
+            KeyType::Timestamp => "timestamp without time zone",
+        }
+    }
+
     /// For config values written without a declared type.
     pub fn guess_from_text(s: &str) -> KeyType {
         if parse_date(s).is_some() {
@@ -115,7 +128,7 @@ fn parse_timestamp(s: &str) -> Option<i64> {
 fn bad_input(ty: KeyType, s: &str) -> SgError {
     SgError::new(
         code::INVALID_TEXT_REPRESENTATION,
-        format!("invalid input syntax for type {}: \"{s}\"", ty.name()),
+        format!("invalid input syntax for type {}: \"{s}\"", ty.sql_name()),
     )
 }
 
@@ -125,17 +138,29 @@ impl KeyValue {
     pub fn parse_text(ty: KeyType, s: &str) -> SgResult<KeyValue> {
         match ty {
             KeyType::Int2 | KeyType::Int4 | KeyType::Int8 => {
-                let v: i64 = s.trim().parse().map_err(|_| bad_input(ty, s))?;
+                let t = s.trim();
+                // Digits that do not fit are out of range (22003), as int8in/int4in say, not
+                // invalid (22P02).
+                let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+                let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+                let out_of_range = || {
+                    SgError::new(
+                        "22003",
+                        format!("value \"{s}\" is out of range for type {}", ty.sql_name()),
+                    )
+                };
+                let v: i64 = match t.parse() {
+                    Ok(v) => v,
+                    Err(_) if numeric => return Err(out_of_range()),
+                    Err(_) => return Err(bad_input(ty, s)),
+                };
                 let fits = match ty {
                     KeyType::Int2 => i16::try_from(v).is_ok(),
                     KeyType::Int4 => i32::try_from(v).is_ok(),
                     _ => true,
                 };
                 if !fits {
-                    return Err(SgError::new(
-                        "22003",
-                        format!("value \"{s}\" is out of range for type {}", ty.name()),
-                    ));
+                    return Err(out_of_range());
                 }
                 Ok(KeyValue::Int(v))
             }

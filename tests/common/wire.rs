@@ -323,3 +323,58 @@ impl Session {
         }
     }
 }
+
+/// What a pipeline of statements got: each statement's command tag up to the first error, the
+/// error, and the transaction status of the final ReadyForQuery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piped {
+    pub tags: Vec<String>,
+    pub error: Option<String>,
+    pub status: u8,
+}
+
+impl Conn {
+    /// Parse/Bind/Execute of every statement, then one Sync (as psycopg's executemany and
+    /// pgjdbc's batches send them): PostgreSQL runs them in one implicit transaction.
+    pub async fn pipeline(&mut self, stmts: &[&str]) -> Result<Piped, Failure> {
+        let mut out = BytesMut::new();
+        for sql in stmts {
+            frontend::parse("", sql, std::iter::empty(), &mut out).map_err(io_fail)?;
+            frontend::bind(
+                "",
+                "",
+                std::iter::empty::<i16>(),
+                std::iter::empty::<()>(),
+                |_: (), _: &mut BytesMut| {
+                    Ok::<_, Box<dyn std::error::Error + Sync + Send>>(
+                        postgres_protocol::IsNull::Yes,
+                    )
+                },
+                [0i16],
+                &mut out,
+            )
+            .map_err(|_| io_fail("bind"))?;
+            frontend::execute("", 0, &mut out).map_err(io_fail)?;
+        }
+        frontend::sync(&mut out);
+        self.send(&out).await?;
+        let mut p = Piped {
+            tags: Vec::new(),
+            error: None,
+            status: b'?',
+        };
+        loop {
+            let (tag, body) = self.read().await?;
+            let mut b = &body[..];
+            match tag {
+                b'C' => p.tags.push(cstr(&mut b)),
+                b'E' if p.error.is_none() => p.error = Some(error_fields(b).code),
+                b'Z' => {
+                    p.status = b.first().copied().unwrap_or(b'?');
+                    return Ok(p);
+                }
+                _ => {}
+            }
+        }
+    }
+}

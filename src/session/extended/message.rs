@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{SgError, SgResult};
-use crate::plan::route::{plan, Values};
+use crate::plan::route::Values;
 use crate::plan::{Combine, Plan};
 use crate::protocol::backend as be;
 use crate::protocol::frontend as fe;
@@ -83,13 +83,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         params: &bind.params,
                         formats: &bind.param_formats,
                         clock: clock.as_ref(),
+                        keys: &[],
                     };
-                    let p = plan(
-                        stmt,
-                        &prepared.parse.sql,
-                        &values,
-                        &self.shared.config.shardmap,
-                    )?;
+                    let p = self
+                        .plan_reading_keys(stmt, &prepared.parse.sql, &values)
+                        .await?;
                     let outside = self.txn.txn.is_none();
                     self.before_run(&p, stmt)?;
                     if outside && self.txn.txn.is_some() {

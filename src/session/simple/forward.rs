@@ -156,6 +156,86 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(true)
     }
 
+    /// Runs an INSERT ... RETURNING split by node and returns its rows in VALUES order:
+    /// `order` names each row's node, and each node returns its own rows in order. The rows
+    /// are held (as many as the statement has VALUES rows). True when every node succeeded.
+    pub async fn multi_in_order(
+        &mut self,
+        parts: &[(usize, Vec<String>)],
+        order: &[usize],
+    ) -> SgResult<bool> {
+        let mut sent = Vec::new();
+        for (node, sqls) in parts {
+            let q = fe::build_query(&sqls.join(";\n"));
+            let r = match self.backend(*node).await {
+                Ok(c) => c.send(std::slice::from_ref(&q)).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => sent.push(*node),
+                Err(e) => {
+                    self.error(&e);
+                    break;
+                }
+            }
+        }
+        let mut ok = sent.len() == parts.len();
+        let mut rows: std::collections::BTreeMap<usize, std::collections::VecDeque<Frame>> =
+            Default::default();
+        let mut description = None;
+        let mut total = 0u64;
+        for node in sent {
+            let mode = if ok { Mode::Hold } else { Mode::Quiet };
+            match self.drain(node, mode).await {
+                Ok(o) if !o.error => {
+                    for f in o.held {
+                        match f.tag {
+                            be::ROW_DESCRIPTION => {
+                                description.get_or_insert(f);
+                            }
+                            be::DATA_ROW => rows.entry(node).or_default().push_back(f),
+                            _ => {}
+                        }
+                    }
+                    total += o
+                        .tags
+                        .iter()
+                        .filter_map(|t| be::split_tag(t).1)
+                        .sum::<u64>();
+                }
+                Ok(_) => ok = false,
+                Err(e) => {
+                    if ok {
+                        self.error(&e);
+                    }
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            self.errored = true;
+            if let Some(t) = self.txn.txn.as_mut() {
+                t.failed = true;
+            }
+            return Ok(false);
+        }
+        if let Some(d) = description {
+            self.push(&d);
+        }
+        for n in order {
+            if let Some(f) = rows.get_mut(n).and_then(|q| q.pop_front()) {
+                self.push_flushing(&f).await?;
+            }
+        }
+        for q in rows.into_values() {
+            for f in q {
+                self.push_flushing(&f).await?;
+            }
+        }
+        self.push(&be::command_complete(&format!("INSERT 0 {total}")));
+        Ok(true)
+    }
+
     /// Reads one node's reply to a simple query up to ReadyForQuery.
     pub async fn drain(&mut self, node: usize, mode: Mode) -> SgResult<Outcome> {
         let mut o = Outcome::default();

@@ -40,6 +40,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             params: &[],
             formats: &[],
             clock: clock.as_ref(),
+            keys: &[],
         };
         let map = &self.shared.config.shardmap;
         // Statement texts of this query: a cached analysis may come from another text.
@@ -146,7 +147,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         frame: &Frame,
         whole: bool,
     ) -> SgResult<bool> {
-        let p = match plan(stmt, text, values, &self.shared.config.shardmap) {
+        let p = match self.plan_reading_keys(stmt, text, values).await {
             Ok(p) => p,
             Err(e) => {
                 self.refuse(stmt, text, &e).await?;
@@ -225,9 +226,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 parts,
                 combine,
                 learn,
+                returning_order,
                 ..
             } => {
-                let ok = self.multi(parts.clone(), *combine).await?;
+                let ok = if returning_order.is_empty() {
+                    self.multi(parts.clone(), *combine).await?
+                } else {
+                    self.multi_in_order(parts, returning_order).await?
+                };
                 if let (true, Some((table, ty, pos))) = (ok, learn) {
                     let map = &self.shared.config.shardmap;
                     if let Err(e) = map.set_key_type(table, *ty) {

@@ -1,0 +1,303 @@
+//! Writes lose nothing (issue 8): every write form and failure runs through shardgate over a
+//! hash table spread on three workers and on one plain PostgreSQL holding the same rows (the
+//! oracle, database `oracle` on worker 1); each step's command tags or SQLSTATE, the
+//! transaction status, and afterwards both tables' whole contents must be the same, the
+//! reference table's copies identical on every node, and no prepared transaction left behind.
+
+mod common;
+#[path = "common/wire.rs"]
+mod wire;
+
+use common::own::Own;
+use wire::{Conn, Piped};
+
+const TABLES: &str =
+    "[[tables]]\nname = \"h\"\nmethod = \"hash\"\ncolumn = \"k\"\nshards = 6\ntype = \"int8\"\n\n\
+[[tables]]\nname = \"r\"\nmethod = \"reference\"\n\n\
+[[tables]]\nname = \"d\"\nmethod = \"range\"\ncolumn = \"day\"\ntype = \"date\"\n\
+ranges = [ { from = \"MINVALUE\", to = \"2024-01-01\", node = \"w1\" }, \
+{ from = \"2024-01-01\", to = \"2024-06-01\", node = \"w2\" }, \
+{ from = \"2024-06-01\", to = \"MAXVALUE\", node = \"w3\" } ]\n";
+
+const DDL: &str = "CREATE TABLE h (k int8 PRIMARY KEY, v int NOT NULL CHECK (v >= 0));\
+                   CREATE TABLE r (id int PRIMARY KEY, x int);\
+                   CREATE TABLE d (day date PRIMARY KEY, v int)";
+
+/// 60 rows over every node; every tenth has v = 5, so `v - 10` fails on some nodes only.
+fn baseline() -> String {
+    let rows: Vec<String> = (1..=60)
+        .map(|k| format!("({k}, {})", if k % 10 == 0 { 5 } else { 20 }))
+        .collect();
+    format!(
+        "TRUNCATE h; TRUNCATE r; TRUNCATE d; INSERT INTO h VALUES {}; INSERT INTO r VALUES (1, 1), (2, 2)",
+        rows.join(",")
+    )
+}
+
+struct Pair {
+    own: Own,
+    sg: Conn,
+    or: Conn,
+}
+
+impl Pair {
+    async fn start(name: &str) -> Pair {
+        let own = Own::start_with_tables(name, 3, "", "", TABLES).await;
+        let w0 = own.worker(0).await;
+        w0.batch_execute("CREATE DATABASE oracle")
+            .await
+            .expect("oracle db");
+        let mut sg = Conn::connect(own.port, "app", "app-secret", "app")
+            .await
+            .expect("shardgate");
+        let mut or = Conn::connect(own.worker_ports[0], "postgres", "", "oracle")
+            .await
+            .expect("oracle");
+        for c in [&mut sg, &mut or] {
+            c.run(wire::Mode::Simple, DDL).await.expect("ddl");
+        }
+        Pair { own, sg, or }
+    }
+
+    async fn reset(&mut self) {
+        let b = baseline();
+        for c in [&mut self.sg, &mut self.or] {
+            c.run(wire::Mode::Simple, "ROLLBACK").await.ok();
+            c.run(wire::Mode::Simple, &b).await.expect("baseline");
+        }
+    }
+
+    /// Runs `sql` (simple protocol) on both; the outcomes must agree.
+    async fn step(&mut self, sql: &str) {
+        let a = self.sg.run(wire::Mode::Simple, sql).await;
+        let b = self.or.run(wire::Mode::Simple, sql).await;
+        let show = |o: &wire::Outcome| match o {
+            Ok(a) => format!("ok {} {:?}", a.tag, a.rows),
+            Err(f) => format!("error {}", f.code),
+        };
+        assert_eq!(show(&a), show(&b), "{sql}");
+    }
+
+    async fn pipeline(&mut self, stmts: &[&str]) -> Piped {
+        let a = self.sg.pipeline(stmts).await.expect("pipeline");
+        let b = self.or.pipeline(stmts).await.expect("pipeline");
+        assert_eq!(a, b, "{stmts:?}");
+        a
+    }
+
+    /// Both tables' contents agree, the reference table is the same on every node, and no
+    /// worker holds a prepared transaction.
+    async fn same_contents(&mut self, what: &str) {
+        for q in [
+            "SELECT k, v FROM h ORDER BY k",
+            "SELECT id, x FROM r ORDER BY id",
+            "SELECT to_char(day, 'YYYY-MM-DD BC'), v FROM d ORDER BY day",
+        ] {
+            let a = self.sg.run(wire::Mode::Simple, q).await.expect(q);
+            let b = self.or.run(wire::Mode::Simple, q).await.expect(q);
+            assert_eq!(a.rows, b.rows, "{what}: {q}");
+        }
+        let mut copies = Vec::new();
+        for i in 0..3 {
+            let w = self.own.worker(i).await;
+            let rows = w
+                .query("SELECT id, x FROM r ORDER BY id", &[])
+                .await
+                .expect("r");
+            copies.push(
+                rows.iter()
+                    .map(|r| (r.get::<_, i32>(0), r.get::<_, Option<i32>>(1)))
+                    .collect::<Vec<_>>(),
+            );
+            let n: i64 = w
+                .query_one("SELECT count(*) FROM pg_prepared_xacts", &[])
+                .await
+                .expect("prepared")
+                .get(0);
+            assert_eq!(n, 0, "{what}: prepared transactions left on worker {i}");
+        }
+        assert!(
+            copies.windows(2).all(|w| w[0] == w[1]),
+            "{what}: reference copies differ: {copies:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autocommit_writes_are_atomic_across_nodes() {
+    let mut p = Pair::start("writes-auto").await;
+    let cases = [
+        // A CHECK fails on the nodes holding v = 5 only.
+        "UPDATE h SET v = v - 10",
+        "UPDATE h SET v = v / (k - 7)",
+        "INSERT INTO h VALUES (100, 1), (101, 1), (102, 1), (103, 1), (1, 1)",
+        "DELETE FROM h WHERE 10 / (k - 33) > 0",
+        "UPDATE h SET v = v + 1",
+        "INSERT INTO h VALUES (200, 1), (201, 1), (202, 1), (203, 1)",
+        "DELETE FROM h WHERE k > 50",
+        "UPDATE r SET x = x + 1",
+        "UPDATE r SET x = -x / (id - 2)",
+    ];
+    for sql in cases {
+        p.reset().await;
+        p.step(sql).await;
+        p.same_contents(sql).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_statement_strings_end_where_postgres_ends_them() {
+    let mut p = Pair::start("writes-multi").await;
+    let cases = [
+        "UPDATE h SET v = 1 WHERE k = 2; UPDATE h SET v = -1 WHERE k = 3; COMMIT",
+        "UPDATE h SET v = 1 WHERE k = 2; UPDATE h SET v = 1 WHERE k = 3; ROLLBACK",
+        "UPDATE h SET v = 1 WHERE k = 2; COMMIT; UPDATE h SET v = 1 WHERE k = 3; SELECT 1/0",
+        "UPDATE h SET v = 1 WHERE k = 2; ROLLBACK; UPDATE h SET v = 1 WHERE k = 3",
+        "UPDATE h SET v = 1 WHERE k = 2; SAVEPOINT a; UPDATE h SET v = 1 WHERE k = 3",
+        "UPDATE h SET v = 1 WHERE k = 2; BEGIN; UPDATE h SET v = 1 WHERE k = 3; COMMIT",
+        "UPDATE h SET v = 1 WHERE k = 4; BEGIN; UPDATE h SET v = 1 WHERE k = 5; ROLLBACK",
+        "BEGIN; UPDATE h SET v = 2 WHERE k = 2; UPDATE h SET v = 2 WHERE k = 3; COMMIT",
+        "INSERT INTO h VALUES (300, 1); INSERT INTO h VALUES (301, 1); INSERT INTO h VALUES (2, 1)",
+        "UPDATE r SET x = 9; UPDATE h SET v = -1 WHERE k = 9",
+    ];
+    for sql in cases {
+        p.reset().await;
+        p.step(sql).await;
+        p.same_contents(sql).await;
+    }
+    // A BEGIN without COMMIT leaves the block open, statements before it inside.
+    p.reset().await;
+    p.step("UPDATE h SET v = 3 WHERE k = 2; BEGIN; UPDATE h SET v = 3 WHERE k = 3")
+        .await;
+    p.step("ROLLBACK").await;
+    p.same_contents("open block rolled back").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_write_on_every_node_and_commit_together() {
+    let mut p = Pair::start("writes-blocks").await;
+    let blocks: [&[&str]; 6] = [
+        &[
+            "BEGIN",
+            "UPDATE h SET v = v + 1 WHERE k = 1",
+            "UPDATE h SET v = v + 1 WHERE k = 2",
+            "UPDATE h SET v = v + 1 WHERE k = 3",
+            "INSERT INTO h VALUES (400, 4)",
+            "UPDATE r SET x = 7 WHERE id = 1",
+            "COMMIT",
+        ],
+        &[
+            "BEGIN",
+            "UPDATE h SET v = v + 1",
+            "SAVEPOINT a",
+            "DELETE FROM h WHERE k < 30",
+            "ROLLBACK TO SAVEPOINT a",
+            "UPDATE h SET v = 0 WHERE k = 5",
+            "RELEASE SAVEPOINT a",
+            "COMMIT",
+        ],
+        &[
+            "BEGIN",
+            "UPDATE h SET v = 1 WHERE k = 2",
+            "UPDATE h SET v = 1 WHERE k = 3",
+            "UPDATE h SET v = -1 WHERE k = 4",
+            "COMMIT",
+        ],
+        &["BEGIN", "TRUNCATE h", "UPDATE r SET x = 0", "ROLLBACK"],
+        &[
+            "BEGIN",
+            "SELECT k FROM h WHERE k IN (1, 2, 3) ORDER BY k FOR UPDATE",
+            "UPDATE h SET v = 9 WHERE k IN (1, 2, 3)",
+            "TRUNCATE r",
+            "COMMIT",
+        ],
+        &[
+            "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            "SELECT sum(v) FROM h",
+            "UPDATE h SET v = v * 2",
+            "SELECT sum(v) FROM h",
+            "COMMIT",
+        ],
+    ];
+    for b in blocks {
+        p.reset().await;
+        for sql in b {
+            p.step(sql).await;
+        }
+        p.same_contents(&b.join("; ")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_batches_up_to_sync_are_one_transaction() {
+    let mut p = Pair::start("writes-batch").await;
+    let batches: [&[&str]; 3] = [
+        &[
+            "INSERT INTO h VALUES (500, 1)",
+            "INSERT INTO h VALUES (501, 1)",
+            "INSERT INTO h VALUES (502, 1)",
+            "INSERT INTO h VALUES (7, 1)",
+        ],
+        &[
+            "UPDATE h SET v = 3 WHERE k = 1",
+            "UPDATE h SET v = 3 WHERE k = 2",
+            "UPDATE h SET v = 3 WHERE k = 3",
+        ],
+        &["UPDATE h SET v = v - 1", "UPDATE h SET v = v - 5"],
+    ];
+    for b in batches {
+        p.reset().await;
+        let got = p.pipeline(b).await;
+        assert_eq!(got.status, b'I', "{b:?}");
+        p.same_contents(&b.join("; ")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serializable_blocks_stay_on_one_node() {
+    let mut p = Pair::start("writes-serial").await;
+    p.reset().await;
+    let sg = &mut p.sg;
+    sg.run(wire::Mode::Simple, "BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .expect("begin");
+    sg.run(wire::Mode::Simple, "SELECT v FROM h WHERE k = 1")
+        .await
+        .expect("one node");
+    let e = sg
+        .run(wire::Mode::Simple, "SELECT sum(v) FROM h")
+        .await
+        .expect_err("several nodes");
+    assert_eq!(e.code, "0A000", "{}", e.message);
+    sg.run(wire::Mode::Simple, "ROLLBACK")
+        .await
+        .expect("rollback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_read_as_postgres_reads_them() {
+    let mut p = Pair::start("writes-keys").await;
+    p.reset().await;
+    let steps = [
+        "INSERT INTO d VALUES ('01/02/2024', 1)",
+        "INSERT INTO d VALUES ('March 5, 2024', 2), ('20240210', 3), ('2024-07-01', 4)",
+        "INSERT INTO d VALUES ('infinity', 5), ('-infinity', 6), ('4713-01-01 BC', 7)",
+        "INSERT INTO d VALUES ('epoch', 8), ('J2451187', 9)",
+        "SET DateStyle = 'SQL, DMY'",
+        "INSERT INTO d VALUES ('01/07/2024', 10), ('02/01/2024', 11)",
+        "SELECT v FROM d WHERE day = '01/07/2024'",
+        "RESET DateStyle",
+        "INSERT INTO d VALUES ('2024-02-30', 12)",
+        "INSERT INTO d VALUES ('garbage', 13)",
+        "INSERT INTO d VALUES ('5874898-01-01', 14)",
+        "INSERT INTO h VALUES (9223372036854775808, 1)",
+        "INSERT INTO h VALUES ('-9223372036854775809', 1)",
+        "INSERT INTO h VALUES ('12abc', 1)",
+        "INSERT INTO h VALUES (601, 1), (602, 1), (603, 1), (604, 1), (605, 1), (606, 1) RETURNING k, v",
+        "INSERT INTO h VALUES (612, 1), (611, 1), (610, 1), (609, 1), (608, 1), (607, 1) RETURNING *",
+    ];
+    for sql in steps {
+        p.step(sql).await;
+    }
+    p.same_contents("keys").await;
+}
