@@ -131,6 +131,7 @@ pub fn insert_select(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -
         }
     };
     Ok(Plan::InsertSelect {
+        source_reads_nothing: reads_nothing(&ins),
         table: spec.table.clone(),
         columns: spec.columns.clone(),
         key_pos,
@@ -138,4 +139,25 @@ pub fn insert_select(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -
         source_node,
         target_nodes: t.nodes(map.node_count),
     })
+}
+
+/// Whether an INSERT's SELECT names no table: only table functions (generate_series, unnest),
+/// VALUES and subqueries of those.
+fn reads_nothing(ins: &sqlparser::ast::Insert) -> bool {
+    use sqlparser::ast::{TableFactor, Visit, Visitor};
+    use std::ops::ControlFlow;
+    struct Tables;
+    impl Visitor for Tables {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+            match t {
+                TableFactor::Table { args: None, .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    match &ins.source {
+        Some(q) => q.visit(&mut Tables).is_continue(),
+        None => false,
+    }
 }

@@ -77,6 +77,9 @@ pub enum Plan {
         source_sql: String,
         source_node: usize,
         target_nodes: Vec<usize>,
+        /// The SELECT reads no table (VALUES, generate_series, constants): it may run outside
+        /// a transaction block the INSERT is part of, since there is nothing there to see.
+        source_reads_nothing: bool,
     },
     /// EXPLAIN: the distributed plan, then a node's own plan (and per-node timing for ANALYZE).
     Explain {

@@ -49,6 +49,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             source_sql,
             source_node,
             target_nodes,
+            source_reads_nothing,
         } = plan
         else {
             return Err(SgError::internal("not an INSERT ... SELECT plan"));
@@ -61,7 +62,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             source_node: *source_node,
             target_nodes,
         };
-        if self.txn.txn.as_ref().is_some_and(|t| !t.implicit) {
+        if self.txn.txn.as_ref().is_some_and(|t| !t.implicit) && !*source_reads_nothing {
             self.error(&SgError::unsupported(
                 "INSERT ... SELECT into a distributed or reference table inside a transaction block",
             ));

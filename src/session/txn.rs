@@ -271,7 +271,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     t.wrote.extend(nodes);
                 }
             }
-            None if stmt.kind.is_write() => {
+            // PostgreSQL refuses these inside any transaction (PreventInTransactionBlock): they
+            // run as they are on each node, as they would on one.
+            None if stmt.kind.is_write() && !runs_outside_transactions(&stmt.text) => {
                 self.txn.unit_writes.extend(nodes);
                 if self.txn.unit_writes.len() > 1 {
                     self.begin_implicit();
@@ -404,5 +406,24 @@ fn savepoint_name(text: &str) -> String {
     match last.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
         Some(q) => q.replace("\"\"", "\""),
         None => last.to_lowercase(),
+    }
+}
+
+/// Statements PostgreSQL runs only outside a transaction block (PreventInTransactionBlock
+/// callers: vacuum.c, indexcmds.c CONCURRENTLY, dbcommands.c, tablespace.c, ALTER SYSTEM).
+fn runs_outside_transactions(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .filter(|w| !w.is_empty())
+        .take(6)
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    match w(0) {
+        "vacuum" => true,
+        "create" | "drop" if matches!(w(1), "database" | "tablespace") => true,
+        "alter" if w(1) == "system" => true,
+        "create" | "drop" | "reindex" => words.iter().any(|x| x == "concurrently"),
+        _ => false,
     }
 }

@@ -29,6 +29,9 @@ pub enum Mode {
     Hold,
     /// Only errors and notices reach the client.
     Quiet,
+    /// Nothing reaches the client: another node's error already did (one error per
+    /// statement, not one per node).
+    Silent,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -90,7 +93,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let mut held = Vec::new();
         for (i, node) in sent.iter().enumerate() {
             let mode = match (combine, ok) {
-                (_, false) => Mode::Quiet,
+                (_, false) => Mode::Silent,
                 (Combine::Concat, true) => Mode::Concat { first: i == 0 },
                 (Combine::Same, true) if i == 0 => Mode::Hold,
                 (Combine::Same, true) => Mode::Quiet,
@@ -185,7 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let mut description = None;
         let mut total = 0u64;
         for node in sent {
-            let mode = if ok { Mode::Hold } else { Mode::Quiet };
+            let mode = if ok { Mode::Hold } else { Mode::Silent };
             match self.drain(node, mode).await {
                 Ok(o) if !o.error => {
                     for f in o.held {
@@ -247,7 +250,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             match f.tag {
                 be::READY_FOR_QUERY => return Ok(o),
                 be::ERROR_RESPONSE => {
-                    if !o.error {
+                    if !o.error && mode != Mode::Silent {
                         self.push_flushing(&f).await?;
                     }
                     o.error = true;
@@ -269,12 +272,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.push(&f);
                     self.copy_in(node).await?;
                 }
+                // The other nodes of a statement every node runs alike (DDL, reference
+                // writes) repeat the first node's notices: one copy reaches the client.
+                be::NOTICE_RESPONSE | be::PARAMETER_STATUS
+                    if matches!(mode, Mode::Quiet | Mode::Silent) => {}
                 be::NOTICE_RESPONSE | be::PARAMETER_STATUS | be::NOTIFICATION => {
                     self.push_flushing(&f).await?
                 }
                 _ => match mode {
                     Mode::Hold => o.held.push(f),
-                    Mode::Quiet => {}
+                    Mode::Quiet | Mode::Silent => {}
                     _ => self.push_flushing(&f).await?,
                 },
             }
