@@ -169,6 +169,48 @@ fn print_quoted(ast: &Statement) -> String {
     printed.to_string()
 }
 
+/// COPY t TO as `COPY (SELECT cols FROM t) TO`: on a worker the table is partitioned, and
+/// PostgreSQL copies only plain tables out (copyto.c: "cannot copy from partitioned table").
+fn select_form(ast: &Statement) -> SgResult<String> {
+    let Statement::Copy {
+        source: CopySource::Table {
+            table_name: t,
+            columns,
+        },
+        to,
+        target,
+        options,
+        legacy_options,
+        ..
+    } = ast
+    else {
+        return Err(SgError::internal("not a COPY of a table"));
+    };
+    let quoted = |id: &Ident| crate::quote::ident(&ident_name(id));
+    let cols = if columns.is_empty() {
+        "*".to_string()
+    } else {
+        columns.iter().map(quoted).collect::<Vec<_>>().join(", ")
+    };
+    let parts: Vec<String> =
+        t.0.iter()
+            .filter_map(|p| p.as_ident().map(quoted))
+            .collect();
+    let select = format!("SELECT {cols} FROM {}", parts.join("."));
+    let Statement::Query(q) = reparse(&select)? else {
+        return Err(SgError::internal("SELECT did not parse as a query"));
+    };
+    Ok(Statement::Copy {
+        source: CopySource::Query(q),
+        to: *to,
+        target: target.clone(),
+        options: options.clone(),
+        legacy_options: legacy_options.clone(),
+        values: Vec::new(),
+    }
+    .to_string())
+}
+
 pub fn copy(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
     let default = Plan::Route {
         node: map.default_node,
@@ -197,7 +239,6 @@ pub fn copy(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
         return Ok(default);
     };
     let nodes = t.nodes(map.node_count);
-    let sql = print_quoted(&ast);
     if *to {
         if t.is_reference() {
             return Ok(Plan::Route {
@@ -207,12 +248,13 @@ pub fn copy(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
         }
         return Ok(Plan::Copy(Box::new(CopyPlan {
             table: name,
-            sql,
+            sql: select_form(&ast)?,
             nodes,
             options: opts,
             dir: Dir::Out,
         })));
     }
+    let sql = print_quoted(&ast);
     let rows = if t.is_reference() {
         Rows::Every
     } else {

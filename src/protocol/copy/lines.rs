@@ -72,6 +72,10 @@ impl LineLog {
         n
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     pub fn bytes(&self) -> usize {
         self.bytes.len()
     }

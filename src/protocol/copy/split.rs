@@ -27,6 +27,9 @@ pub struct Row {
     pub line: u64,
     /// Lines the row adds to that count (more than one for CSV quoted newlines).
     pub span: u64,
+    /// The same for a worker that gets the row as its first line: before a first end of line
+    /// PostgreSQL counts only quoted carriage returns.
+    pub first_span: u64,
 }
 
 impl Row {
@@ -85,6 +88,8 @@ pub struct Splitter {
     last_was_esc: bool,
     /// Quoted newlines of the current line that PostgreSQL counts as lines.
     embedded: u64,
+    /// Quoted carriage returns of the current line.
+    embedded_cr: u64,
     eol: Option<Eol>,
     line: u64,
     state: State,
@@ -119,6 +124,7 @@ impl Splitter {
             in_quote: false,
             last_was_esc: false,
             embedded: 0,
+            embedded_cr: 0,
             eol: None,
             line: 0,
             state: State::Open,
@@ -194,6 +200,7 @@ impl Splitter {
             content,
             line: self.line,
             span,
+            first_span: 1 + std::mem::take(&mut self.embedded_cr),
         }
     }
 
@@ -263,6 +270,9 @@ impl Splitter {
                 };
                 if self.in_quote && c == counted {
                     self.embedded += 1;
+                }
+                if self.in_quote && c == b'\r' {
+                    self.embedded_cr += 1;
                 }
             }
             if c == b'\r' && (!csv || !self.in_quote) {
@@ -392,6 +402,7 @@ impl Splitter {
             content: before,
             line: self.line,
             span: 1 + self.embedded,
+            first_span: 1 + self.embedded_cr,
         };
         Ok(Some(self.piece(row)))
     }
@@ -415,6 +426,7 @@ impl Splitter {
                 content: n,
                 line: 0,
                 span: 0,
+                first_span: 0,
             };
             self.header = false;
             // A header the workers will refuse: each says so, with PostgreSQL's words.

@@ -258,7 +258,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         part.buf.extend_from_slice(&r.data);
         if r.span > 0 {
-            part.lines.push(r.line, r.span);
+            let first = part.lines.is_empty();
+            part.lines
+                .push(r.line, if first { r.first_span } else { r.span });
         }
         if part.buf.len() >= COPY_CHUNK {
             let data = Frame::build(fe::COPY_DATA, &part.buf);
