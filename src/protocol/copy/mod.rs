@@ -7,6 +7,7 @@
 pub mod field;
 pub mod lines;
 pub mod split;
+mod split_binary;
 #[cfg(test)]
 mod split_tests;
 

@@ -2,8 +2,7 @@
 //! them, whole rows come out as the raw bytes to forward unchanged, each with the client's line
 //! number. Text and CSV follow copyfromparse.c's CopyReadLineText (end of line by the first
 //! line's style, backslash escapes in text, quoted newlines in CSV, the `\.` end marker);
-//! binary follows its header and tuple layout (CopyReadBinaryTupleHeader, "Binary Format" on
-//! the COPY page).
+//! binary (`split_binary`) follows its header and tuple layout.
 
 use bytes::{Bytes, BytesMut};
 
@@ -67,7 +66,7 @@ enum Eol {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     Open,
     /// After `\.` or the binary trailer.
     Ended,
@@ -76,12 +75,12 @@ enum State {
 }
 
 pub struct Splitter {
-    format: Format,
+    pub(super) format: Format,
     quote: u8,
     escape: u8,
-    header: bool,
+    pub(super) header: bool,
     max_row: usize,
-    buf: BytesMut,
+    pub(super) buf: BytesMut,
     /// Where the scan of the current line resumes.
     pos: usize,
     in_quote: bool,
@@ -91,13 +90,13 @@ pub struct Splitter {
     /// Quoted carriage returns of the current line.
     embedded_cr: u64,
     eol: Option<Eol>,
-    line: u64,
-    state: State,
+    pub(super) line: u64,
+    pub(super) state: State,
     /// The end, due after the row the line holding `\.` began with.
     pending_end: bool,
 }
 
-fn fault(message: &str, hint: Option<&'static str>, line: u64) -> Fault {
+pub(super) fn fault(message: &str, hint: Option<&'static str>, line: u64) -> Fault {
     Fault {
         error: SgError::new(BAD_COPY_FILE_FORMAT, message),
         hint,
@@ -189,7 +188,7 @@ impl Splitter {
         }
     }
 
-    fn take(&mut self, n: usize, content: usize, span: u64) -> Row {
+    pub(super) fn take(&mut self, n: usize, content: usize, span: u64) -> Row {
         self.line += span;
         self.pos = 0;
         self.in_quote = false;
@@ -405,85 +404,5 @@ impl Splitter {
             first_span: 1 + self.embedded_cr,
         };
         Ok(Some(self.piece(row)))
-    }
-
-    fn next_binary(&mut self, eof: bool) -> Result<Option<Piece>, Fault> {
-        let len = self.buf.len();
-        if self.header {
-            let ext = (len >= BINARY_HEADER && self.buf.starts_with(BINARY_SIGNATURE)).then(|| {
-                i32::from_be_bytes([self.buf[15], self.buf[16], self.buf[17], self.buf[18]])
-            });
-            let whole = match ext {
-                Some(e) if e >= 0 => BINARY_HEADER + e as usize,
-                _ => BINARY_HEADER,
-            };
-            if len < whole && !eof {
-                return Ok(None);
-            }
-            let n = whole.min(len);
-            let row = Row {
-                data: self.buf.split_to(n).freeze(),
-                content: n,
-                line: 0,
-                span: 0,
-                first_span: 0,
-            };
-            self.header = false;
-            // A header the workers will refuse: each says so, with PostgreSQL's words.
-            if n < whole || ext.is_none_or(|e| e < 0) {
-                self.state = State::Dead;
-            }
-            return Ok(Some(Piece::Header(row)));
-        }
-        if len < 2 {
-            // At the end, fewer than two bytes read as the end of the data (CopyGetInt16).
-            return Ok(None);
-        }
-        let count = i16::from_be_bytes([self.buf[0], self.buf[1]]);
-        if count == -1 {
-            self.line += 1;
-            self.state = State::Ended;
-            let trailer = self.buf.split_to(2).freeze();
-            if !self.buf.is_empty() {
-                self.state = State::Dead;
-                return Err(fault(
-                    "received copy data after EOF marker",
-                    None,
-                    self.line,
-                ));
-            }
-            return Ok(Some(Piece::End(trailer)));
-        }
-        let broken = |s: &mut Splitter, n: usize| {
-            s.state = State::Dead;
-            let row = s.take(n, n, 1);
-            Ok(Some(Piece::Broken(row)))
-        };
-        if count < 0 {
-            return broken(self, 2);
-        }
-        let mut off = 2;
-        for _ in 0..count {
-            if off + 4 > len {
-                return if eof { broken(self, len) } else { Ok(None) };
-            }
-            let size = i32::from_be_bytes([
-                self.buf[off],
-                self.buf[off + 1],
-                self.buf[off + 2],
-                self.buf[off + 3],
-            ]);
-            off += 4;
-            if size < -1 {
-                return broken(self, off);
-            }
-            let size = size.max(0) as usize;
-            if off + size > len {
-                return if eof { broken(self, len) } else { Ok(None) };
-            }
-            off += size;
-        }
-        let row = self.take(off, off, 1);
-        Ok(Some(Piece::Row(row)))
     }
 }
