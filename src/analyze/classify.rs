@@ -215,19 +215,7 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
             s.explained = Some(Box::new(inner));
             s
         }
-        Statement::Copy { .. } => {
-            let mut s = Stmt::new(Kind::Copy, text);
-            let _ = sqlparser::ast::visit_relations(ast, |r| {
-                s.ddl_tables.push(table_name(r));
-                std::ops::ControlFlow::<()>::Continue(())
-            });
-            if s.ddl_tables.iter().any(|t| map.get(t).is_some()) {
-                s.refuse = Some(SgError::unsupported(
-                    "COPY of a distributed or reference table (use INSERT)",
-                ));
-            }
-            s
-        }
+        Statement::Copy { .. } => super::copy::copy(ast, text, map),
         Statement::LISTEN { .. } | Statement::UNLISTEN { .. } => {
             let mut s = Stmt::new(Kind::Other, text);
             s.refuse = Some(SgError::unsupported(

@@ -6,6 +6,7 @@ pub mod aggregates;
 pub mod cache;
 pub mod calls;
 pub mod classify;
+pub mod copy;
 pub mod depth;
 pub mod derived;
 pub mod insert;
@@ -54,7 +55,10 @@ pub enum Kind {
     Explain {
         analyze: bool,
     },
-    Copy,
+    /// COPY FROM (a write) or COPY TO.
+    Copy {
+        from: bool,
+    },
     /// Statements to run on every node (VACUUM, ANALYZE, CHECKPOINT, ...).
     Maintenance,
     /// Anything else: the default node.
@@ -74,6 +78,7 @@ impl Kind {
                 | Kind::Rollback
                 | Kind::TxnOther
                 | Kind::Explain { analyze: false }
+                | Kind::Copy { from: false }
         )
     }
 }

@@ -129,6 +129,22 @@ pub fn rewrite(tokens: &[TokenWithSpan]) -> Option<Vec<TokenWithSpan>> {
                 continue;
             }
         }
+        // COPY's boolean options written ON/OFF (PostgreSQL's defGetBoolean takes them;
+        // sqlparser reads TRUE/FALSE): FREEZE ON, HEADER OFF.
+        if matches!(kw(t), Some(Keyword::ON | Keyword::OFF)) {
+            let before = prev(&out, out.len()).and_then(|j| kw(&out[j].token));
+            if matches!(before, Some(Keyword::FREEZE | Keyword::HEADER)) {
+                let value = if kw(t) == Some(Keyword::ON) {
+                    "TRUE"
+                } else {
+                    "FALSE"
+                };
+                out.push(plain(Token::make_keyword(value)));
+                changed = true;
+                i += 1;
+                continue;
+            }
+        }
         // BETWEEN SYMMETRIC low AND high: low becomes __sg_between_symmetric(low).
         if kw(t) == Some(Keyword::BETWEEN) {
             if let Some(s) = next(tokens, i) {

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod clock;
+pub mod copy;
 pub mod ddl;
 pub mod insert;
 pub mod merge;
@@ -81,6 +82,8 @@ pub enum Plan {
         /// a transaction block the INSERT is part of, since there is nothing there to see.
         source_reads_nothing: bool,
     },
+    /// COPY FROM STDIN / TO STDOUT of a distributed or reference table over its nodes.
+    Copy(Box<copy::CopyPlan>),
     /// EXPLAIN: the distributed plan, then a node's own plan (and per-node timing for ANALYZE).
     Explain {
         inner: Box<Plan>,
@@ -106,6 +109,7 @@ impl Plan {
                 source_sql,
                 ..
             } => vec![(*source_node, source_sql.clone())],
+            Plan::Copy(c) => c.nodes.iter().map(|n| (*n, c.sql.clone())).collect(),
             Plan::Session(_) | Plan::Explain { .. } => Vec::new(),
         }
     }
@@ -119,6 +123,7 @@ impl Plan {
             Plan::Session(_) => Vec::new(),
             Plan::Explain { inner, .. } => inner.nodes(),
             Plan::InsertSelect { target_nodes, .. } => target_nodes.clone(),
+            Plan::Copy(c) => c.nodes.clone(),
         }
     }
 }
@@ -230,6 +235,32 @@ impl fmt::Display for Display<'_> {
                     k + 1
                 )),
             ),
+            Plan::Copy(c) => {
+                let nodes = c.nodes.iter().map(name).collect::<Vec<_>>().join(",");
+                let what = if c.table.is_empty() {
+                    "(query)".to_string()
+                } else {
+                    format!("table={}", c.table)
+                };
+                let rows = match &c.dir {
+                    copy::Dir::Out => "to STDOUT".to_string(),
+                    copy::Dir::In(copy::Rows::Every) => {
+                        "from STDIN, every row to every node".into()
+                    }
+                    copy::Dir::In(copy::Rows::Key { pos: None, .. }) => {
+                        "from STDIN, key not listed (NULL)".into()
+                    }
+                    copy::Dir::In(copy::Rows::Key { pos: Some(k), .. }) => {
+                        format!("from STDIN, key is column {}", k + 1)
+                    }
+                };
+                write!(
+                    f,
+                    "Copy {what} {rows} format={} nodes={nodes}\n  each: {}",
+                    c.options.name(),
+                    c.sql
+                )
+            }
             Plan::Explain { inner, .. } => write!(
                 f,
                 "Explain\n  {}",

@@ -179,7 +179,8 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
         Kind::Rollback => Plan::Session(SessionOp::Rollback),
         Kind::TxnOther => Plan::Session(SessionOp::TxnOther),
         Kind::Set(_) => Plan::Session(SessionOp::Set),
-        Kind::Show | Kind::Other | Kind::Copy => Plan::Route {
+        Kind::Copy { .. } => super::copy::copy(stmt, text, map)?,
+        Kind::Show | Kind::Other => Plan::Route {
             node: default,
             why: "no distributed table".into(),
         },

@@ -3,6 +3,7 @@
 //! it answers itself. Formats follow PostgreSQL's "Message Formats" (protocol-message-formats).
 
 pub mod backend;
+pub mod copy;
 pub mod frontend;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};

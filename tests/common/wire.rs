@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -244,6 +244,63 @@ impl Conn {
                 message: "no result".into(),
             }),
             None => Ok(cur),
+        }
+    }
+
+    /// COPY ... FROM STDIN in a simple Query: `chunks` as CopyData messages cut exactly so,
+    /// then CopyFail with `fail` if given, else CopyDone. The command tag, or the error.
+    pub async fn copy_in(
+        &mut self,
+        sql: &str,
+        chunks: &[&[u8]],
+        fail: Option<&str>,
+    ) -> Result<String, Failure> {
+        let mut out = BytesMut::new();
+        frontend::query(sql, &mut out).map_err(io_fail)?;
+        self.send(&out).await?;
+        loop {
+            let (tag, body) = self.read().await?;
+            match tag {
+                b'G' => break,
+                b'E' => {
+                    let e = error_fields(&body);
+                    while self.read().await?.0 != b'Z' {}
+                    return Err(e);
+                }
+                _ => {}
+            }
+        }
+        let mut out = BytesMut::new();
+        for c in chunks {
+            out.put_u8(b'd');
+            out.put_i32(c.len() as i32 + 4);
+            out.put_slice(c);
+        }
+        match fail {
+            Some(msg) => {
+                out.put_u8(b'f');
+                out.put_i32(msg.len() as i32 + 5);
+                out.put_slice(msg.as_bytes());
+                out.put_u8(0);
+            }
+            None => {
+                out.put_u8(b'c');
+                out.put_i32(4);
+            }
+        }
+        self.send(&out).await?;
+        let mut tag = Err(Failure {
+            code: String::new(),
+            message: "no result".into(),
+        });
+        loop {
+            let (t, body) = self.read().await?;
+            match t {
+                b'C' if tag.is_err() => tag = Ok(cstr(&mut &body[..])),
+                b'E' => tag = Err(error_fields(&body)),
+                b'Z' => return tag,
+                _ => {}
+            }
         }
     }
 

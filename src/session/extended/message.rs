@@ -98,6 +98,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         }
                     }
                     match p {
+                        Plan::Copy(_) => {
+                            return Err(SgError::unsupported(
+                                "COPY of a distributed or reference table in the extended query protocol (send it as a simple Query)",
+                            ))
+                        }
                         Plan::Route { node, .. } => {
                             self.bind_on(b, &prepared, &bind, vec![node], Combine::Concat)
                                 .await?

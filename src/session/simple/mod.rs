@@ -1,6 +1,8 @@
 //! The simple query protocol: each statement of the string is planned and run; replies are
 //! forwarded frame by frame (rows are never decoded), and several nodes' replies combined.
 
+mod copy;
+mod copy_out;
 mod forward;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -204,6 +206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Plan::PerNode { .. } | Plan::InsertSelect { .. } => {
                 self.run_per_node(&p).await?;
             }
+            Plan::Copy(c) => self.copy(c).await?,
         }
         // Tables' collations and the functions analyses depend on may have changed.
         if !self.errored
