@@ -2,7 +2,8 @@
 # Throughput and latency through shardgate as a ratio to PostgreSQL direct, measured in the same
 # run on the same machine: keyed lookups (pgbench, simple/extended/prepared protocol), then
 # count(*) and GROUP BY over 1M rows on 3 nodes against one PostgreSQL holding the same rows,
-# and shardgate's peak memory around ORDER BY ... LIMIT 10 over all rows.
+# and shardgate's peak memory around ORDER BY ... LIMIT 10 over all rows; first pgbench's
+# TPC-B at scale 10 (TPCB=0 skips it, TPCB_ONLY=1 runs only it).
 # Usage: bash bench/run.sh [seconds per pgbench run, default 10] [clients, default 8]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,38 @@ run() { # label, pgbench connection args...
 # Warm both sides (caches, pools, prepared statements) before measuring.
 PGPASSWORD= pgbench -n -c "$CLIENTS" -j 2 -T 3 -h 127.0.0.1 -p 57001 -U postgres -f target/bench-keyed.sql direct >/dev/null 2>&1
 pgbench -n -c "$CLIENTS" -j 2 -T 3 -h 127.0.0.1 -p 6543 -U app -f target/bench-keyed.sql app >/dev/null 2>&1
+tpcb() { # pgbench connection args...: tps, latency of the default TPC-B script
+    local out
+    out=$(pgbench -n -c "$CLIENTS" -j 2 -T "$SECS" "$@" 2>&1)
+    echo "$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p') $(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p') $(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')"
+}
+if [ "${TPCB:-1}" = 1 ]; then
+    # TPC-B: pgbench -i -s 10 on both sides (through shardgate: all four tables hash-distributed,
+    # so most transactions write on two or three nodes and commit in two phases).
+    PGPASSWORD= pgbench -i -s 10 -q -h 127.0.0.1 -p 57001 -U postgres direct >/dev/null 2>&1
+    pgbench -i -s 10 -q -h 127.0.0.1 -p 6543 -U app app >/dev/null 2>&1
+    decisions() { $DQ -d app -c "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables WHERE schemaname = 'shardgate' AND relname = 'transactions'"; }
+    echo "== TPC-B: pgbench -c $CLIENTS -j 2 -T $SECS, scale 10 (default script, simple protocol)"
+    read -r dt dl df < <(PGPASSWORD= tpcb -h 127.0.0.1 -p 57001 -U postgres direct)
+    before=$(decisions)
+    out=$(pgbench -n -c "$CLIENTS" -j 2 -T "$SECS" -h 127.0.0.1 -p 6543 -U app app 2>&1)
+    sleep 1
+    after=$(decisions)
+    st=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+    sl=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+    sf=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
+    sn=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+    printf "%-10s %12s %12s %10s %12s %12s %8s %8s\n" "" direct_tps sg_tps ratio direct_ms sg_ms failed two_phase
+    printf "%-10s %12s %12s %10s %12s %12s %8s %8s\n" tpcb "$dt" "$st" "$(echo "scale=2; $st / $dt" | bc)" "$dl" "$sl" "$df/$sf" "$(echo "scale=2; ($after - $before) / $sn" | bc)"
+    sums=""
+    for q in "sum(abalance) FROM pgbench_accounts" "sum(tbalance) FROM pgbench_tellers" "sum(bbalance) FROM pgbench_branches" "sum(delta) FROM pgbench_history"; do
+        sums="$sums $($SGQ -c "SELECT $q")"
+    done
+    echo "through shardgate, sum(abalance) sum(tbalance) sum(bbalance) sum(delta):$sums"
+    echo
+fi
+[ "${TPCB_ONLY:-0}" = 1 ] && exit 0
+
 echo "== keyed lookups: pgbench -c $CLIENTS -j 2 -T $SECS (user_analytics by primary key)"
 printf "%-10s %12s %12s %10s %12s %12s\n" mode direct_tps sg_tps ratio direct_ms sg_ms
 for mode in simple extended prepared; do
