@@ -301,3 +301,37 @@ async fn keys_read_as_postgres_reads_them() {
     }
     p.same_contents("keys").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_of_the_key_move_rows_between_nodes() {
+    let mut p = Pair::start("writes-move").await;
+    let cases: [&[&str]; 6] = [
+        &["UPDATE h SET k = k + 1000 WHERE k <= 20"],
+        &["UPDATE h SET k = k * 100, v = v + 1"],
+        &["UPDATE h SET v = 0, k = 7 WHERE k = 8"],
+        // A duplicate key on the new node: nothing moves.
+        &["UPDATE h SET k = 1 WHERE k = 2"],
+        &["UPDATE h SET k = k * 1000 + 1 / (k - 40) WHERE k > 30"],
+        &[
+            "BEGIN",
+            "UPDATE h SET k = k + 500 WHERE k < 10",
+            "SELECT count(*) FROM h WHERE k > 500",
+            "ROLLBACK",
+        ],
+    ];
+    for steps in cases {
+        p.reset().await;
+        for sql in steps {
+            p.step(sql).await;
+        }
+        p.same_contents(&steps.join("; ")).await;
+    }
+    let e =
+        p.sg.run(
+            wire::Mode::Simple,
+            "EXPLAIN ANALYZE UPDATE h SET k = 5 WHERE k = 6",
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(e.code, "0A000", "{}", e.message);
+}

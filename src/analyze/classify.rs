@@ -126,9 +126,16 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
                     AssignmentTarget::ColumnName(n) => table_name(n) == dist.column,
                     AssignmentTarget::Tuple(ns) => ns.iter().any(|n| table_name(n) == dist.column),
                 });
-                if sets_key {
+                let plain = u.from.is_none()
+                    && u.returning.is_none()
+                    && u.assignments
+                        .iter()
+                        .all(|a| matches!(a.target, AssignmentTarget::ColumnName(_)));
+                if sets_key && plain {
+                    s.moves_key = true;
+                } else if sets_key {
                     s.refuse = Some(SgError::unsupported(format!(
-                        "UPDATE of the distribution column \"{}\" of table \"{}\" (it would move rows between shards)",
+                        "UPDATE of the distribution column \"{}\" of table \"{}\" with FROM, RETURNING or a column tuple",
                         dist.column, dist.name
                     )));
                 }

@@ -165,6 +165,9 @@ pub struct Stmt {
     /// `SELECT set_config(name, value, is_local)` with constants (`calls::set_config_call`,
     /// read from the statement's text when it runs).
     pub set_config: bool,
+    /// An UPDATE that assigns the distribution column: its rows may move between nodes
+    /// (`plan::moves`).
+    pub moves_key: bool,
 }
 
 impl Stmt {
@@ -191,6 +194,7 @@ impl Stmt {
             stable_time: false,
             collated: false,
             set_config: false,
+            moves_key: false,
         }
     }
 }

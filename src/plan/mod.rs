@@ -8,6 +8,7 @@ pub mod copy;
 pub mod ddl;
 pub mod insert;
 pub mod merge;
+pub mod moves;
 pub mod route;
 
 use std::fmt;
@@ -91,6 +92,17 @@ pub enum Plan {
         /// The explained statement's text.
         sql: String,
     },
+    /// UPDATE of the distribution column (`moves`): `delete_sql` on each source node, the
+    /// returned rows (with the assigned columns' new values) copied into their keys' nodes.
+    MoveRows {
+        table: String,
+        column: String,
+        delete_sql: String,
+        sources: Vec<usize>,
+        targets: Vec<usize>,
+        /// The assigned columns, in SET order.
+        assigned: Vec<String>,
+    },
 }
 
 impl Plan {
@@ -110,6 +122,11 @@ impl Plan {
                 ..
             } => vec![(*source_node, source_sql.clone())],
             Plan::Copy(c) => c.nodes.iter().map(|n| (*n, c.sql.clone())).collect(),
+            Plan::MoveRows {
+                sources,
+                delete_sql,
+                ..
+            } => sources.iter().map(|n| (*n, delete_sql.clone())).collect(),
             Plan::Session(_) | Plan::Explain { .. } => Vec::new(),
         }
     }
@@ -123,6 +140,13 @@ impl Plan {
             Plan::Session(_) => Vec::new(),
             Plan::Explain { inner, .. } => inner.nodes(),
             Plan::InsertSelect { target_nodes, .. } => target_nodes.clone(),
+            Plan::MoveRows {
+                sources, targets, ..
+            } => {
+                let all: std::collections::BTreeSet<usize> =
+                    sources.iter().chain(targets).copied().collect();
+                all.into_iter().collect()
+            }
             Plan::Copy(c) => c.nodes.clone(),
         }
     }
@@ -234,6 +258,19 @@ impl fmt::Display for Display<'_> {
                     "column {}",
                     k + 1
                 )),
+            ),
+            Plan::MoveRows {
+                table,
+                column,
+                delete_sql,
+                sources,
+                targets,
+                ..
+            } => write!(
+                f,
+                "MoveRows table={table} key={column} sources={} targets={}\n  delete: {delete_sql}",
+                sources.iter().map(name).collect::<Vec<_>>().join(","),
+                targets.iter().map(name).collect::<Vec<_>>().join(","),
             ),
             Plan::Copy(c) => {
                 let nodes = c.nodes.iter().map(name).collect::<Vec<_>>().join(",");

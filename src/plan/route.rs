@@ -171,6 +171,9 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
     if let Some(e) = &stmt.refuse {
         return Err(e.clone());
     }
+    if stmt.moves_key {
+        return super::moves::moves(stmt, text, values, map);
+    }
     let default = map.default_node;
     let all: Vec<usize> = (0..map.node_count).collect();
     Ok(match &stmt.kind {
@@ -234,6 +237,12 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
                 _ => inner.text.clone(),
             };
             let plan = plan(inner, &inner_text, values, map)?;
+            if *analyze && matches!(plan, Plan::MoveRows { .. }) {
+                // Its node part alone is a DELETE: run on its own it would lose the rows.
+                return Err(SgError::unsupported(
+                    "EXPLAIN ANALYZE of an UPDATE of the distribution column",
+                ));
+            }
             Plan::Explain {
                 inner: Box::new(plan),
                 analyze: *analyze,

@@ -28,7 +28,7 @@ struct Target<'a> {
 }
 
 /// One value in COPY's text format (copy.c CopyAttributeOutText).
-fn copy_escape(out: &mut BytesMut, v: &[u8]) {
+pub(crate) fn copy_escape(out: &mut BytesMut, v: &[u8]) {
     for &c in v {
         match c {
             b'\\' => out.put_slice(b"\\\\"),
@@ -198,6 +198,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if let Some(f) = failure {
             self.push(&f);
             self.errored = true;
+            // The rows already copied to other nodes must not commit with the block.
+            if let Some(t) = self.txn.txn.as_mut() {
+                t.failed = true;
+            }
             return Ok(());
         }
         let n: u64 = if p.key_pos.is_none() {
@@ -210,7 +214,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Starts COPY FROM STDIN on a node; Err is the node's error.
-    async fn open_copy(&mut self, node: usize, sql: &str) -> SgResult<Result<(), Frame>> {
+    pub(crate) async fn open_copy(
+        &mut self,
+        node: usize,
+        sql: &str,
+    ) -> SgResult<Result<(), Frame>> {
         let c = self.backend(node).await?;
         c.send(&[fe::build_query(sql)]).await?;
         loop {

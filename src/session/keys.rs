@@ -64,7 +64,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// The value PostgreSQL reads `text` as, on a default-node connection in the session's
     /// settings (DateStyle). Infinite values map to PostgreSQL's own representations
     /// (DATEVAL_NOBEGIN/NOEND, DT_NOBEGIN/NOEND in datatype/timestamp.h).
-    async fn read_key(&mut self, ty: KeyType, text: &str) -> SgResult<KeyValue> {
+    pub(crate) async fn read_key(&mut self, ty: KeyType, text: &str) -> SgResult<KeyValue> {
         let lit = crate::quote::literal(text);
         let sql = match ty {
             KeyType::Date => format!(

@@ -8,6 +8,7 @@ pub mod extended;
 pub mod insert_select;
 pub mod keys;
 pub mod merge;
+pub mod move_rows;
 pub mod settings;
 pub mod simple;
 pub mod startup;

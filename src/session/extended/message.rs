@@ -110,7 +110,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         Plan::Scatter { nodes, combine, .. } => {
                             self.bind_on(b, &prepared, &bind, nodes, combine).await?
                         }
-                        Plan::PerNode { .. } | Plan::InsertSelect { .. } => {
+                        Plan::PerNode { .. }
+                        | Plan::InsertSelect { .. }
+                        | Plan::MoveRows { .. } => {
                             b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
                             PortalRun::PerNode(p)
                         }

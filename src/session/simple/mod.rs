@@ -203,7 +203,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 analyze,
                 sql,
             } => self.explain(inner, *analyze, sql, true, false).await?,
-            Plan::PerNode { .. } | Plan::InsertSelect { .. } => {
+            Plan::PerNode { .. } | Plan::InsertSelect { .. } | Plan::MoveRows { .. } => {
                 self.run_per_node(&p).await?;
             }
             Plan::Copy(c) => self.copy(c).await?,
@@ -247,6 +247,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
             Plan::InsertSelect { .. } => self.insert_select(p).await?,
+            Plan::MoveRows { .. } => self.move_rows(p).await?,
             _ => return Err(SgError::internal("not a per-node plan")),
         }
         Ok(!self.errored)
