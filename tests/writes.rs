@@ -137,6 +137,9 @@ async fn autocommit_writes_are_atomic_across_nodes() {
         "DELETE FROM h WHERE k > 50",
         "UPDATE r SET x = x + 1",
         "UPDATE r SET x = -x / (id - 2)",
+        // INSERT ... SELECT failing midway: one node's COPY hits the CHECK.
+        "INSERT INTO h SELECT g, CASE WHEN g = 1050 THEN -1 ELSE 1 END FROM generate_series(1001, 1100) g",
+        "INSERT INTO h SELECT g, 1 FROM generate_series(1001, 1100) g",
     ];
     for sql in cases {
         p.reset().await;
@@ -334,4 +337,19 @@ async fn updates_of_the_key_move_rows_between_nodes() {
         .await
         .expect_err("refused");
     assert_eq!(e.code, "0A000", "{}", e.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_on_one_node_keeps_nothing() {
+    let mut p = Pair::start("writes-timeout").await;
+    p.reset().await;
+    for sql in [
+        "SET statement_timeout = '500ms'",
+        // The node holding k = 7 sleeps past the timeout; the others finish at once.
+        "UPDATE h SET v = v + CASE WHEN k = 7 THEN (SELECT 1 FROM pg_sleep(3)) ELSE 1 END",
+        "RESET statement_timeout",
+    ] {
+        p.step(sql).await;
+    }
+    p.same_contents("statement_timeout on one node").await;
 }
