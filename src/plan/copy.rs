@@ -59,19 +59,6 @@ pub enum Dest {
     },
 }
 
-/// The name PostgreSQL's input functions give a type in their errors.
-fn pg_type(ty: KeyType) -> &'static str {
-    match ty {
-        KeyType::Int2 => "smallint",
-        KeyType::Int4 => "integer",
-        KeyType::Int8 => "bigint",
-        KeyType::Text => "text",
-        KeyType::Uuid => "uuid",
-        KeyType::Date => "date",
-        KeyType::Timestamp => "timestamp",
-    }
-}
-
 impl CopyPlan {
     /// Routes one row of a COPY FROM into `t`, whose key has type `ty`.
     pub fn route(&self, t: &TableDist, ty: KeyType, row: &Row) -> Dest {
@@ -108,7 +95,7 @@ impl CopyPlan {
                             Err(e) => {
                                 let message = e.message.replace(
                                     &format!("type {}", ty.name()),
-                                    &format!("type {}", pg_type(ty)),
+                                    &format!("type {}", ty.sql_name()),
                                 );
                                 return Dest::Refuse {
                                     error: SgError::new(e.code, message),

@@ -197,11 +197,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.txn.release();
         if let Some(f) = failure {
             self.push(&f);
-            self.errored = true;
             // The rows already copied to other nodes must not commit with the block.
-            if let Some(t) = self.txn.txn.as_mut() {
-                t.failed = true;
-            }
+            self.statement_failed();
             return Ok(());
         }
         let n: u64 = if p.key_pos.is_none() {

@@ -235,6 +235,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         checked
     }
 
+    /// The statement failed (its error already reached the client): a transaction block, or
+    /// the statement's implicit transaction, rolls back whatever its other nodes did.
+    pub fn statement_failed(&mut self) {
+        self.errored = true;
+        if let Some(t) = self.txn.txn.as_mut() {
+            t.failed = true;
+        }
+    }
+
     /// Reports an error to the client; inside a transaction block it aborts the transaction.
     pub fn error(&mut self, e: &SgError) {
         if let Some(d) = &e.detail {

@@ -188,10 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// the rows deleted on some nodes come back with the ROLLBACK.
     fn move_failed(&mut self, f: Frame) -> SgResult<()> {
         self.push(&f);
-        self.errored = true;
-        if let Some(t) = self.txn.txn.as_mut() {
-            t.failed = true;
-        }
+        self.statement_failed();
         Ok(())
     }
 }

@@ -63,7 +63,8 @@ impl KeyType {
         }
     }
 
-    /// The name PostgreSQL's messages use (format_type): "bigint", not "int8".
+    /// The name PostgreSQL's input functions give the type in their errors: "bigint", not
+    /// "int8"; "timestamp" as datetime.c's DateTimeParseError says it.
     pub fn sql_name(self) -> &'static str {
         match self {
             KeyType::Int2 => "smallint",
@@ -72,7 +73,7 @@ impl KeyType {
             KeyType::Text => "text",
             KeyType::Uuid => "uuid",
             KeyType::Date => "date",
-            KeyType::Timestamp => "timestamp without time zone",
+            KeyType::Timestamp => "timestamp",
         }
     }
 

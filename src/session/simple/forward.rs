@@ -117,10 +117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
         }
         if !ok {
-            self.errored = true;
-            if let Some(t) = self.txn.txn.as_mut() {
-                t.failed = true;
-            }
+            self.statement_failed();
             return Ok(false);
         }
         match combine {
@@ -216,10 +213,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
         }
         if !ok {
-            self.errored = true;
-            if let Some(t) = self.txn.txn.as_mut() {
-                t.failed = true;
-            }
+            self.statement_failed();
             return Ok(false);
         }
         if let Some(d) = description {
