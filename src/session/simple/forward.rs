@@ -71,23 +71,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         parts: Vec<(usize, Vec<String>)>,
         combine: Combine,
     ) -> SgResult<bool> {
-        let mut sent = Vec::new();
-        for (node, sqls) in &parts {
-            let q = fe::build_query(&sqls.join(";\n"));
-            match self.backend(*node).await {
-                Ok(c) => match c.send(std::slice::from_ref(&q)).await {
-                    Ok(()) => sent.push(*node),
-                    Err(e) => {
-                        self.error(&e);
-                        break;
-                    }
-                },
-                Err(e) => {
-                    self.error(&e);
-                    break;
-                }
-            }
-        }
+        let sent = self.send_parts(&parts).await;
         let mut ok = sent.len() == parts.len();
         let mut tags = Vec::new();
         let mut held = Vec::new();
@@ -156,14 +140,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(true)
     }
 
-    /// Runs an INSERT ... RETURNING split by node and returns its rows in VALUES order:
-    /// `order` names each row's node, and each node returns its own rows in order. The rows
-    /// are held (as many as the statement has VALUES rows). True when every node succeeded.
-    pub async fn multi_in_order(
-        &mut self,
-        parts: &[(usize, Vec<String>)],
-        order: &[usize],
-    ) -> SgResult<bool> {
+    /// Sends each node its statements as one Query, all before any reply is read (so the
+    /// nodes work in parallel); the nodes sent to, in order, stopping at the first failure
+    /// (reported).
+    async fn send_parts(&mut self, parts: &[(usize, Vec<String>)]) -> Vec<usize> {
         let mut sent = Vec::new();
         for (node, sqls) in parts {
             let q = fe::build_query(&sqls.join(";\n"));
@@ -179,6 +159,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
         }
+        sent
+    }
+
+    /// Runs an INSERT ... RETURNING split by node and returns its rows in VALUES order:
+    /// `order` names each row's node, and each node returns its own rows in order. The rows
+    /// are held (as many as the statement has VALUES rows). True when every node succeeded.
+    pub async fn multi_in_order(
+        &mut self,
+        parts: &[(usize, Vec<String>)],
+        order: &[usize],
+    ) -> SgResult<bool> {
+        let sent = self.send_parts(parts).await;
         let mut ok = sent.len() == parts.len();
         let mut rows: std::collections::BTreeMap<usize, std::collections::VecDeque<Frame>> =
             Default::default();
