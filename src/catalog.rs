@@ -5,6 +5,7 @@
 //! config is checked against every worker (see [`check_workers`]).
 
 mod check;
+pub mod columns;
 pub mod functions;
 pub mod recovery;
 pub mod transactions;

@@ -24,6 +24,9 @@ pub fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt 
     let source_touches_tables = !f.accesses.is_empty() || f.touches_local;
     apply_found(&mut s, f, map);
     s.no_scatter = None;
+    if map.get(&table).is_some() {
+        s.insert_into = Some(insert_into(ins, &table));
+    }
     match map.get(&table) {
         None => s.touches_local = true,
         Some(dist) if dist.is_reference() => {
@@ -114,4 +117,23 @@ fn insert_select(
         key_index,
         source: source.to_string(),
     })
+}
+
+/// The columns an INSERT names and whether it leaves any to DEFAULT.
+fn insert_into(ins: &sqlparser::ast::Insert, table: &str) -> super::InsertInto {
+    let values = match ins.source.as_ref().map(|q| q.body.as_ref()) {
+        Some(SetExpr::Values(v)) => Some(v),
+        _ => None,
+    };
+    super::InsertInto {
+        table: table.to_string(),
+        columns: ins.columns.iter().map(table_name).collect(),
+        shortest_row: values.map(|v| v.rows.iter().map(|r| r.len()).min().unwrap_or(0)),
+        has_default: values.is_some_and(|v| {
+            v.rows
+                .iter()
+                .flat_map(|r| r.content.iter())
+                .any(crate::plan::fill::is_default_keyword)
+        }),
+    }
 }

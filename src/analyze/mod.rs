@@ -168,6 +168,21 @@ pub struct Stmt {
     /// An UPDATE that assigns the distribution column: its rows may move between nodes
     /// (`plan::moves`).
     pub moves_key: bool,
+    /// An INSERT into a distributed or reference table, as the filling of column defaults
+    /// in shardgate needs it (`plan::fill`).
+    pub insert_into: Option<InsertInto>,
+}
+
+/// What an INSERT names and leaves to defaults, read without the table's definition.
+#[derive(Debug, Clone)]
+pub struct InsertInto {
+    pub table: String,
+    /// The column list as written; empty: the table's columns in order.
+    pub columns: Vec<String>,
+    /// The shortest VALUES row; None when the rows come from a query.
+    pub shortest_row: Option<usize>,
+    /// Some VALUES item is the keyword DEFAULT.
+    pub has_default: bool,
 }
 
 impl Stmt {
@@ -195,6 +210,7 @@ impl Stmt {
             collated: false,
             set_config: false,
             moves_key: false,
+            insert_into: None,
         }
     }
 }
@@ -304,7 +320,13 @@ fn analyze_one(
             let mut s = classify::statement(&ast, original, map);
             if s.refuse.is_none() {
                 s.refuse = calls::system_column(&ast, &mut s, map)
-                    .or_else(|| calls::volatile_reference_write(&ast, map));
+                    // An INSERT ... SELECT is evaluated once and copied to every node.
+                    .or_else(|| {
+                        s.insert_select
+                            .is_none()
+                            .then(|| calls::volatile_reference_write(&ast, map))
+                            .flatten()
+                    });
                 calls::calls(&ast, &mut s, map, funcs);
                 s.set_config = calls::set_config_call(&ast, true).is_some();
             }

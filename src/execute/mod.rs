@@ -35,6 +35,8 @@ pub struct Shared {
     functions_loading: tokio::sync::Mutex<()>,
     /// Ids for this process's two-phase commits.
     pub gids: crate::catalog::transactions::Gids,
+    /// Tables' columns, for the defaults shardgate fills (`plan::fill`).
+    pub columns: crate::catalog::columns::ColumnCache,
 }
 
 /// The worker connections a session holds right now, as CancelRequest needs them.
@@ -138,6 +140,7 @@ impl Shared {
         }
         Ok(Arc::new(Shared {
             gids: Default::default(),
+            columns: Default::default(),
             config,
             pools,
             targets,

@@ -23,6 +23,8 @@ pub struct CopyPlan {
     pub nodes: Vec<usize>,
     pub options: CopyOptions,
     pub dir: Dir,
+    /// The column list of COPY FROM as written (empty: every column).
+    pub columns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -239,6 +241,7 @@ pub fn copy(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
             nodes,
             options: opts,
             dir: Dir::Out,
+            columns: Vec::new(),
         })));
     }
     // On the nodes the table is partitioned, and PostgreSQL refuses FREEZE there ("cannot
@@ -277,6 +280,7 @@ pub fn copy(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
         nodes,
         options: opts,
         dir: Dir::In(rows),
+        columns: columns.iter().map(ident_name).collect(),
     })))
 }
 
@@ -311,6 +315,7 @@ fn copy_query(
             nodes,
             options: opts,
             dir: Dir::Out,
+            columns: Vec::new(),
         }))),
         _ => Err(merge()),
     }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod commit;
 pub mod explain;
 pub mod extended;
+pub mod fill;
 pub mod insert_select;
 pub mod keys;
 pub mod merge;

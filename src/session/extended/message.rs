@@ -70,6 +70,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             fe::BIND => {
                 let bind = fe::bind(f)?;
                 let prepared = self.statement(&bind.statement)?;
+                let (prepared, bind, filled) = match self.fill_bound(&prepared, &bind).await? {
+                    Some((p, b)) => (p, b, true),
+                    None => (prepared, bind, false),
+                };
                 let run = if let Some(op) = prepared.session_op() {
                     b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
                     PortalRun::Session(op)
@@ -88,6 +92,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     let p = self
                         .plan_reading_keys(stmt, &prepared.parse.sql, &values)
                         .await?;
+                    if filled {
+                        self.filled_runs_on_default(stmt, &p)?;
+                    }
                     let outside = self.txn.txn.is_none();
                     self.before_run(&p, stmt)?;
                     if outside && self.txn.txn.is_some() {

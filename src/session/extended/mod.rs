@@ -111,6 +111,58 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
+    /// A bound INSERT that leaves columns to shardgate's defaults (`plan::fill`): the
+    /// statement rewritten with parameters appended for them, and the Bind with their values
+    /// (text format). The rewritten text is the same for every execution, so each worker
+    /// connection prepares it once.
+    async fn fill_bound(
+        &mut self,
+        prepared: &Arc<Prepared>,
+        bind: &fe::Bind,
+    ) -> SgResult<Option<(Arc<Prepared>, fe::Bind)>> {
+        let Some(stmt) = prepared.stmt().filter(|s| s.insert_into.is_some()) else {
+            return Ok(None);
+        };
+        let n = bind.params.len();
+        let Some(filled) = self.fill(stmt, &prepared.parse.sql, Some(n)).await? else {
+            return Ok(None);
+        };
+        let mut formats: Vec<i16> = match bind.param_formats.as_slice() {
+            [] => vec![0; n],
+            [one] => vec![*one; n],
+            many => many.to_vec(),
+        };
+        let mut params = bind.params.clone();
+        for v in filled.values {
+            formats.push(0);
+            params.push(v.map(bytes::Bytes::from));
+        }
+        let frame = fe::build_bind_full(
+            &bind.portal,
+            &bind.statement,
+            &formats,
+            &params,
+            &bind.result_formats,
+        );
+        let bind = fe::bind(&frame)?;
+        let parse = fe::Parse {
+            name: prepared.parse.name.clone(),
+            sql: filled.sql,
+            types: prepared.parse.types.clone(),
+        };
+        let analysis = self
+            .shared
+            .cache
+            .extended(&parse.sql, &self.shared.config.shardmap)
+            .analysis;
+        let p = Prepared {
+            backend_name: backend_name(&parse),
+            analysis,
+            parse,
+        };
+        Ok(Some((Arc::new(p), bind)))
+    }
+
     fn statement(&self, name: &str) -> SgResult<Arc<Prepared>> {
         self.statements.get(name).cloned().ok_or_else(|| {
             SgError::new(

@@ -71,7 +71,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 .flat_map(|p| p.as_ref().map(|p| p.nodes()).unwrap_or_default())
                 .collect();
             let all_writes_ok = self.txn.txn.is_none();
+            let mut fills = false;
             if single && nodes.len() == 1 && all_writes_ok {
+                for s in &analysis.stmts {
+                    fills |= match self.needs_fill(s).await {
+                        Ok(f) => f,
+                        Err(e) => {
+                            self.error(&e);
+                            return Ok(());
+                        }
+                    };
+                }
+            }
+            if single && nodes.len() == 1 && all_writes_ok && !fills {
                 let node = nodes.into_iter().next().unwrap_or(0);
                 if analysis.stmts.iter().any(|s| s.sticky) {
                     self.txn.sticky.insert(node);
@@ -149,6 +161,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         frame: &Frame,
         whole: bool,
     ) -> SgResult<bool> {
+        // Column defaults shardgate computes (serial ids, the key): the statement runs as
+        // rewritten with their values.
+        let filled = match stmt.insert_into {
+            Some(_) => match self.fill(stmt, text, None).await {
+                Ok(f) => f,
+                Err(e) => {
+                    self.error(&e);
+                    return Ok(false);
+                }
+            },
+            None => None,
+        };
+        let refilled;
+        let (stmt, text, values, whole) = match &filled {
+            Some(f) => {
+                refilled = self
+                    .shared
+                    .cache
+                    .simple(&f.sql, &self.shared.config.shardmap);
+                let s = refilled
+                    .analysis
+                    .stmts
+                    .first()
+                    .ok_or_else(|| SgError::internal("a filled INSERT vanished"))?;
+                let v = Values {
+                    literals: &refilled.literals,
+                    ..*values
+                };
+                (s, f.sql.as_str(), v, false)
+            }
+            None => (stmt, text, *values, whole),
+        };
+        let values = &values;
         let p = match self.plan_reading_keys(stmt, text, values).await {
             Ok(p) => p,
             Err(e) => {
@@ -156,6 +201,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(false);
             }
         };
+        if filled.is_some() {
+            if let Err(e) = self.filled_runs_on_default(stmt, &p) {
+                self.error(&e);
+                return Ok(false);
+            }
+        }
         if let Err(e) = self.before_run(&p, stmt) {
             self.error(&e);
             return Ok(false);
@@ -215,6 +266,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Kind::CreateTable | Kind::AlterTable | Kind::Drop | Kind::OtherDdl { .. }
             )
         {
+            self.shared.columns.forget();
             self.shared.reload_functions(true).await;
         }
         Ok(!self.errored)
