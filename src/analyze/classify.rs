@@ -195,10 +195,14 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
             }
             _ => Stmt::new(Kind::OtherDdl { all_nodes: false }, text),
         },
+        Statement::CreateFunction(_) => {
+            let mut s = Stmt::new(Kind::OtherDdl { all_nodes: true }, text);
+            s.warning = function_over_distributed(text, map);
+            s
+        }
         Statement::CreateSchema { .. }
         | Statement::CreateExtension(_)
         | Statement::CreateType { .. }
-        | Statement::CreateFunction(_)
         | Statement::CreateDomain(_) => Stmt::new(Kind::OtherDdl { all_nodes: true }, text),
         Statement::StartTransaction { .. } => Stmt::new(Kind::Begin, text),
         Statement::Commit { .. } => Stmt::new(Kind::Commit, text),
@@ -320,6 +324,25 @@ pub fn set_action(text: &str) -> SetAction {
 /// Statements the parser could not read: classified by leading keywords. A statement that
 /// names a distributed table is refused (the parser's complaint is most likely a real syntax
 /// error); anything else goes to the default node, which reports PostgreSQL's own errors.
+/// The first distributed table a text names (any word, string bodies included).
+fn names_distributed(text: &str, map: &ShardMap) -> Option<String> {
+    text.to_lowercase()
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .find(|w| map.get(w).is_some_and(|t| !t.is_reference()))
+        .map(str::to_string)
+}
+
+/// A function is created on every node, where its body runs inside PostgreSQL and sees that
+/// node's rows only: said when it is created, as Citus warns about functions it cannot
+/// delegate.
+fn function_over_distributed(text: &str, map: &ShardMap) -> Option<String> {
+    names_distributed(text, map).map(|t| {
+        format!(
+            "function body names distributed table \"{t}\": called through a statement, it runs on a node and sees only that node's rows of \"{t}\""
+        )
+    })
+}
+
 pub fn fallback(text: &str, map: &ShardMap, parse_error: &str) -> Stmt {
     let lower = text.trim_start().to_lowercase();
     let first = lower.split_whitespace().next().unwrap_or("");
@@ -360,6 +383,15 @@ pub fn fallback(text: &str, map: &ShardMap, parse_error: &str) -> Stmt {
     };
     let mut s = Stmt::new(kind.clone(), text);
     s.unparsed = Some(parse_error.to_string());
+    if matches!(kind, Kind::OtherDdl { .. })
+        && first == "create"
+        && lower
+            .split_whitespace()
+            .take(5)
+            .any(|w| w == "function" || w == "procedure")
+    {
+        s.warning = function_over_distributed(text, map);
+    }
     if (first == "prepare" && second == "transaction")
         || ((first == "commit" || first == "rollback") && second == "prepared")
     {

@@ -9,6 +9,7 @@ pub mod classify;
 pub mod copy;
 pub mod depth;
 pub mod derived;
+pub mod foreign;
 pub mod insert;
 pub mod pins;
 pub mod prepass;
@@ -171,6 +172,9 @@ pub struct Stmt {
     /// An INSERT into a distributed or reference table, as the filling of column defaults
     /// in shardgate needs it (`plan::fill`).
     pub insert_into: Option<InsertInto>,
+    /// A WARNING the client gets when the statement runs (CREATE FUNCTION over distributed
+    /// tables).
+    pub warning: Option<String>,
 }
 
 /// What an INSERT names and leaves to defaults, read without the table's definition.
@@ -211,6 +215,7 @@ impl Stmt {
             set_config: false,
             moves_key: false,
             insert_into: None,
+            warning: None,
         }
     }
 }
@@ -319,7 +324,8 @@ fn analyze_one(
             let ast = stmts.remove(0);
             let mut s = classify::statement(&ast, original, map);
             if s.refuse.is_none() {
-                s.refuse = calls::system_column(&ast, &mut s, map)
+                s.refuse = foreign::refuse(&ast, map)
+                    .or_else(|| calls::system_column(&ast, &mut s, map))
                     // An INSERT ... SELECT is evaluated once and copied to every node.
                     .or_else(|| {
                         s.insert_select

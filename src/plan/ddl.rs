@@ -182,18 +182,29 @@ fn partition_template() -> SgResult<CreateTable> {
     }
 }
 
-/// CREATE TABLE of a table in the shard map: on each of its nodes, the partitioned table with
-/// that node's partitions; other tables go to the default node.
+/// CREATE TABLE of a table in the shard map: on every node, the partitioned table with that
+/// node's partitions; other tables go to the default node.
 pub fn create_table(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
     let name = stmt.ddl_tables.first().cloned().unwrap_or_default();
-    let Some(t) = map.get(&name) else {
-        return Ok(Plan::Route {
-            node: map.default_node,
-            why: "table not in the shard map".into(),
-        });
-    };
     let Statement::CreateTable(ct) = reparse(text)? else {
         return Err(SgError::internal("CREATE TABLE did not re-parse as one"));
+    };
+    let Some(t) = map.get(&name) else {
+        let here = Plan::Route {
+            node: map.default_node,
+            why: "table not in the shard map".into(),
+        };
+        return match &ct.query {
+            Some(q) => {
+                let text = q.to_string();
+                let inner =
+                    crate::analyze::classify::statement(&Statement::Query(q.clone()), &text, map);
+                let p = super::route::plan(&inner, &text, &super::route::Values::NONE, map)?;
+                super::route::creates_from_query(p, map, "CREATE TABLE ... AS")?;
+                Ok(here)
+            }
+            None => Ok(here),
+        };
     };
     let (ty, pos) = if t.is_reference() {
         (KeyType::Text, 0)
@@ -205,8 +216,11 @@ pub fn create_table(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
     } else {
         t.with_key_type(ty).map_err(SgError::unsupported)?
     };
+    // Every node gets the parent, those without a shard an empty one: statements planned or
+    // described on any node (the merge node, catalog queries such as psql's \d on the
+    // default node) find the table, and a node without its shard refuses a misrouted row.
     let mut parts = Vec::new();
-    for node in typed.nodes(map.node_count) {
+    for node in 0..map.node_count {
         parts.push((node, create_on_node(&ct, &typed, node)?));
     }
     Ok(Plan::PerNode {

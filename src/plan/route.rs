@@ -168,6 +168,33 @@ fn colocated(a: &TableDist, b: &TableDist) -> bool {
 /// Plans one statement. `text` is this statement's text as the client sent it now (a cached
 /// analysis may have been made from another text of the same shape).
 pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
+    let p = plan_statement(stmt, text, values, map)?;
+    if selects_into(stmt) {
+        return creates_from_query(p, map, "SELECT ... INTO");
+    }
+    Ok(p)
+}
+
+/// `SELECT ... INTO t`: a CREATE TABLE AS in disguise.
+fn selects_into(stmt: &Stmt) -> bool {
+    matches!(&stmt.ast, Some(Statement::Query(q))
+        if matches!(q.body.as_ref(), sqlparser::ast::SetExpr::Select(s) if s.into.is_some()))
+}
+
+/// A table created from a query's rows (CREATE TABLE AS, SELECT INTO) is a plain table on the
+/// default node: the query must read there only, all of its rows. Where it needs other nodes,
+/// running it on each (or on the default node alone) would create per-node copies or a
+/// partial one.
+pub fn creates_from_query(p: Plan, map: &ShardMap, what: &str) -> SgResult<Plan> {
+    match p {
+        Plan::Route { node, .. } if node == map.default_node => Ok(p),
+        _ => Err(SgError::unsupported(format!(
+            "{what} over rows of distributed tables not all on the default node (create the table, then fill it with INSERT ... SELECT)"
+        ))),
+    }
+}
+
+fn plan_statement(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
     if let Some(e) = &stmt.refuse {
         return Err(e.clone());
     }
@@ -206,7 +233,8 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
             let mut sets = BTreeSet::new();
             for t in &stmt.ddl_tables {
                 sets.insert(match map.get(t) {
-                    Some(d) => d.nodes(map.node_count),
+                    // Every node holds the table's parent (`ddl::create_table`).
+                    Some(_) => all.clone(),
                     None => vec![default],
                 });
             }

@@ -248,6 +248,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// SERIALIZABLE block may not span nodes. A statement that leaves session state behind
     /// keeps its connections.
     pub fn before_run(&mut self, plan: &Plan, stmt: &crate::analyze::Stmt) -> SgResult<()> {
+        if let Some(w) = &stmt.warning {
+            self.push(&crate::protocol::backend::warning("01000", w));
+        }
         let nodes = plan.nodes();
         if stmt.sticky {
             self.txn.sticky.extend(nodes.iter().copied());
