@@ -7,6 +7,7 @@
 mod check;
 pub mod columns;
 pub mod functions;
+pub mod partitions;
 pub mod recovery;
 pub mod transactions;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::shardmap::KeyType;
 
-const COLUMN_SQL: &str = "SELECT format_type(a.atttypid, a.atttypmod), \
+pub(crate) const COLUMN_SQL: &str = "SELECT format_type(a.atttypid, a.atttypmod), \
      (SELECT count(*) FROM pg_attribute b WHERE b.attrelid = a.attrelid AND b.attnum > 0 \
         AND NOT b.attisdropped AND b.attnum < a.attnum)::int8 \
      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \

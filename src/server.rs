@@ -84,6 +84,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let opts = Options::from_config(&shared.config).map_err(std::io::Error::other)?;
     crate::catalog::recovery::spawn(Arc::downgrade(&shared));
+    crate::catalog::partitions::follow(Arc::downgrade(&shared));
     let max = shared.config.max_clients;
     let slots = Arc::new(Semaphore::new(max));
     let openings = Arc::new(Semaphore::new(opts.max_openings));

@@ -21,6 +21,9 @@ pub const GID_PREFIX: &str = "shardgate_";
 /// `transactions`: one row per two-phase commit that reached its decision point. `gid` is the
 /// transaction's id without the node suffix each participant's PREPARE adds; `committed` is
 /// true for a coordinator's commit decision, false for an abort recorded by recovery.
+///
+/// `tables` and `partitions`: the tables created with `PARTITION BY` through shardgate and
+/// their partitions at any depth (`catalog::partitions`).
 pub const SCHEMA_SQL: &str = "BEGIN; SET LOCAL client_min_messages = warning;\
     SELECT pg_advisory_xact_lock(7243507623001);\
     CREATE SCHEMA IF NOT EXISTS shardgate;\
@@ -29,6 +32,21 @@ pub const SCHEMA_SQL: &str = "BEGIN; SET LOCAL client_min_messages = warning;\
         committed boolean NOT NULL,\
         coordinator text NOT NULL DEFAULT '',\
         decided_at timestamptz NOT NULL DEFAULT now());\
+    CREATE TABLE IF NOT EXISTS shardgate.tables (\
+        name text PRIMARY KEY,\
+        method text NOT NULL,\
+        column_name text NOT NULL,\
+        key_type text NOT NULL,\
+        created_at timestamptz NOT NULL DEFAULT now());\
+    CREATE TABLE IF NOT EXISTS shardgate.partitions (\
+        name text PRIMARY KEY,\
+        parent text NOT NULL,\
+        node text NOT NULL,\
+        bound text NOT NULL,\
+        modulus int8, remainder int8,\
+        range_from text, range_to text,\
+        list_values text[],\
+        created_at timestamptz NOT NULL DEFAULT now());\
     COMMIT";
 
 /// Ids of this process's two-phase commits: a random prefix per process and a counter.

@@ -138,6 +138,12 @@ impl Shared {
         if let Err(e) = crate::catalog::transactions::ensure_schema(catalog_url, timeout).await {
             tracing::warn!("cannot create the shardgate catalog schema yet: {e}");
         }
+        // Tables created with PARTITION BY through shardgate, from the catalog.
+        match crate::catalog::partitions::reload(&config, &config.shardmap).await {
+            Ok(_) => {}
+            Err(e) if e.contains("both in the config") => return Err(e),
+            Err(e) => tracing::warn!("cannot read shardgate's catalog yet: {e}"),
+        }
         Ok(Arc::new(Shared {
             gids: Default::default(),
             columns: Default::default(),
@@ -151,6 +157,16 @@ impl Shared {
             c_collation,
             cancels: Default::default(),
         }))
+    }
+
+    /// Reads the shard map of partitioned tables from the catalog again; analyses made with
+    /// the old map are forgotten when it changed.
+    pub async fn reload_map(&self) -> Result<(), String> {
+        if crate::catalog::partitions::reload(&self.config, &self.config.shardmap).await? {
+            self.cache.clear();
+            self.columns.forget();
+        }
+        Ok(())
     }
 
     pub fn register(&self, pid: i32, secret: i32) -> Active {

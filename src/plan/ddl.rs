@@ -68,7 +68,7 @@ fn for_values(t: &TableDist, shard: ShardId) -> Option<ForValues> {
             Some((vals, _)) => ForValues::In(vals.iter().map(bound_expr).collect()),
             None => ForValues::Default,
         },
-        TableKind::Reference => return None,
+        TableKind::Reference | TableKind::Partition { .. } => return None,
     })
 }
 
@@ -117,7 +117,10 @@ pub fn create_on_node(ct: &CreateTable, t: &TableDist, node: usize) -> SgResult<
             func: HashFunc::SipHash,
             ..
         }
-        | TableKind::Reference => return Ok(vec![Statement::CreateTable(ct.clone()).to_string()]),
+        | TableKind::Reference
+        | TableKind::Partition { .. } => {
+            return Ok(vec![Statement::CreateTable(ct.clone()).to_string()])
+        }
         TableKind::Hash { .. } => "HASH",
         TableKind::Range(_) => "RANGE",
         TableKind::List(_) => "LIST",

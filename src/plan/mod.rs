@@ -10,6 +10,7 @@ pub mod fill;
 pub mod insert;
 pub mod merge;
 pub mod moves;
+pub mod partition;
 pub mod route;
 
 use std::fmt;

@@ -175,6 +175,14 @@ pub fn plan(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
     Ok(p)
 }
 
+/// Whether the statement is partitioning DDL (`plan::partition`).
+fn partition_ddl(stmt: &Stmt, map: &ShardMap) -> SgResult<bool> {
+    match &stmt.ast {
+        Some(ast) => Ok(super::partition::classify(ast, map, None)?.is_some()),
+        None => Ok(false),
+    }
+}
+
 /// `SELECT ... INTO t`: a CREATE TABLE AS in disguise.
 fn selects_into(stmt: &Stmt) -> bool {
     matches!(&stmt.ast, Some(Statement::Query(q))
@@ -228,11 +236,30 @@ fn plan_statement(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> S
             node: default,
             why: "object on the default node".into(),
         },
+        Kind::CreateTable | Kind::Drop if partition_ddl(stmt, map)? => {
+            // The simple query path runs these (`session::partition`).
+            return Err(SgError::unsupported(
+                "partitioning DDL here (send it alone, as a simple Query: psql does)",
+            ));
+        }
         Kind::CreateTable => ddl::create_table(stmt, text, map)?,
         Kind::CreateIndex | Kind::AlterTable | Kind::Truncate | Kind::Drop => {
+            let lower = text.to_ascii_lowercase();
+            if stmt.kind == Kind::AlterTable
+                && stmt.ddl_tables.iter().any(|t| map.is_managed(t))
+                && (lower.contains("attach partition") || lower.contains("detach partition"))
+            {
+                return Err(SgError::unsupported(
+                    "ATTACH PARTITION / DETACH PARTITION of a table partitioned through shardgate (create and drop partitions instead)",
+                ));
+            }
             let mut sets = BTreeSet::new();
             for t in &stmt.ddl_tables {
                 sets.insert(match map.get(t) {
+                    // A partition lives on its node.
+                    Some(d) if matches!(d.kind, TableKind::Partition { .. }) => {
+                        d.nodes(map.node_count)
+                    }
                     // Every node holds the table's parent (`ddl::create_table`).
                     Some(_) => all.clone(),
                     None => vec![default],
@@ -298,8 +325,8 @@ fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResul
         }
         t.key_type()?;
         let set: Vec<ShardId> = match shards(&t, &a.pin, values) {
-            Some(s) => s.into_iter().collect(),
-            None => (0..t.shard_count()).collect(),
+            Some(s) => s.into_iter().filter(|s| t.has_shard(*s)).collect(),
+            None => (0..t.shard_count()).filter(|s| t.has_shard(*s)).collect(),
         };
         nodes.extend(set.iter().map(|s| t.node_of(*s)));
         if set.len() < t.shard_count() as usize {

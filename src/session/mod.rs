@@ -10,6 +10,7 @@ pub mod insert_select;
 pub mod keys;
 pub mod merge;
 pub mod move_rows;
+pub mod partition;
 pub mod settings;
 pub mod simple;
 pub mod startup;

@@ -29,6 +29,10 @@ pub enum HashFunc {
 /// for range and list tables (the DEFAULT shard comes last).
 pub type ShardId = u32;
 
+/// The node of a hash remainder that has no partition yet (a table whose partitions are
+/// created one by one with `PARTITION OF`): no row can go there (PostgreSQL's 23514).
+pub const NO_NODE: usize = usize::MAX;
+
 #[derive(Debug, Clone)]
 pub enum TableKind {
     Reference,
@@ -39,6 +43,12 @@ pub enum TableKind {
     },
     Range(range::RangeLayout),
     List(list::ListLayout),
+    /// A partition of a table created with `PARTITION OF` (any depth), named by a statement:
+    /// the statement goes to the partition's node, whose PostgreSQL checks its bounds.
+    Partition {
+        node: usize,
+        parent: String,
+    },
 }
 
 impl TableKind {
@@ -62,6 +72,7 @@ impl TableKind {
             TableKind::Hash { .. } => "hash",
             TableKind::Range(_) => "range",
             TableKind::List(_) => "list",
+            TableKind::Partition { .. } => "partition",
         }
     }
 }
@@ -73,6 +84,9 @@ pub struct TableDist {
     pub column: String,
     pub key_type: Option<KeyType>,
     pub kind: TableKind,
+    /// The partitions' own names, by shard, for tables created with `PARTITION BY` through
+    /// shardgate; empty for tables of the config (named `<table>_<shard>`).
+    pub names: Vec<String>,
 }
 
 impl TableDist {
@@ -87,6 +101,7 @@ impl TableDist {
             column,
             key_type,
             kind,
+            names: Vec::new(),
         }
     }
 
@@ -100,7 +115,13 @@ impl TableDist {
             TableKind::Hash { modulus, .. } => *modulus as u32,
             TableKind::Range(r) => r.shard_count(),
             TableKind::List(l) => l.shard_count(),
+            TableKind::Partition { .. } => 1,
         }
+    }
+
+    /// Whether the shard has a partition (a hash remainder may have none yet).
+    pub fn has_shard(&self, shard: ShardId) -> bool {
+        self.node_of(shard) != NO_NODE
     }
 
     /// The node holding a shard. Reference tables have one logical shard on every node; callers
@@ -113,6 +134,7 @@ impl TableDist {
             }
             TableKind::Range(r) => r.node_of(shard),
             TableKind::List(l) => l.node_of(shard),
+            TableKind::Partition { node, .. } => *node,
         }
     }
 
@@ -121,7 +143,10 @@ impl TableDist {
         if self.is_reference() {
             return (0..node_count).collect();
         }
-        let set: BTreeSet<usize> = (0..self.shard_count()).map(|s| self.node_of(s)).collect();
+        let set: BTreeSet<usize> = (0..self.shard_count())
+            .map(|s| self.node_of(s))
+            .filter(|n| *n != NO_NODE)
+            .collect();
         set.into_iter().collect()
     }
 
@@ -147,10 +172,11 @@ impl TableDist {
                     }
                     (Some(v), HashFunc::SipHash) => siphash::siphash_key(&sip_bytes(v)),
                 };
-                Some(hash::remainder(h, *modulus) as ShardId)
+                Some(hash::remainder(h, *modulus) as ShardId).filter(|r| self.has_shard(*r))
             }
             TableKind::Range(r) => r.shard_of(key),
             TableKind::List(l) => l.shard_of(key),
+            TableKind::Partition { .. } => Some(0),
         })
     }
 
@@ -185,6 +211,9 @@ impl TableDist {
 
     /// The partition's name on the workers.
     pub fn shard_name(&self, shard: ShardId) -> String {
+        if let Some(n) = self.names.get(shard as usize) {
+            return n.clone();
+        }
         match &self.kind {
             TableKind::Range(r) if r.is_default(shard) => format!("{}_default", self.name),
             TableKind::List(l) if l.is_default(shard) => format!("{}_default", self.name),
@@ -226,6 +255,8 @@ pub struct ShardMap {
     /// Position of the distribution column among the table's columns (for INSERTs that list
     /// no columns), learned with the key type.
     positions: RwLock<HashMap<String, usize>>,
+    /// Names of the tables (and partitions) loaded from shardgate's catalog.
+    managed: RwLock<std::collections::HashSet<String>>,
     pub node_count: usize,
     pub default_node: usize,
 }
@@ -243,6 +274,7 @@ impl ShardMap {
         ShardMap {
             tables: RwLock::new(map),
             positions: RwLock::new(HashMap::new()),
+            managed: RwLock::new(Default::default()),
             node_count,
             default_node,
         }
@@ -261,6 +293,43 @@ impl ShardMap {
             .unwrap_or_default();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// Replaces the tables that come from shardgate's catalog (created with `PARTITION BY`
+    /// through shardgate) and their partitions with `tables`; the config's stay.
+    /// True when anything changed.
+    pub fn replace_managed(&self, tables: Vec<TableDist>) -> bool {
+        let Ok(mut map) = self.tables.write() else {
+            return false;
+        };
+        let Ok(mut managed) = self.managed.write() else {
+            return false;
+        };
+        let fingerprint = |ts: &mut Vec<String>| {
+            ts.sort();
+            ts.join("\n")
+        };
+        let mut old: Vec<String> = managed
+            .iter()
+            .filter_map(|n| map.get(n).map(|t| format!("{t:?}")))
+            .collect();
+        let mut new: Vec<String> = tables.iter().map(|t| format!("{t:?}")).collect();
+        if fingerprint(&mut old) == fingerprint(&mut new) {
+            return false;
+        }
+        for name in managed.drain() {
+            map.remove(&name);
+        }
+        for t in tables {
+            managed.insert(t.name.clone());
+            map.insert(t.name.clone(), Arc::new(t));
+        }
+        true
+    }
+
+    /// Whether the table came from shardgate's catalog.
+    pub fn is_managed(&self, name: &str) -> bool {
+        self.managed.read().is_ok_and(|m| m.contains(name))
     }
 
     pub fn key_position(&self, name: &str) -> Option<usize> {

@@ -161,6 +161,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         frame: &Frame,
         whole: bool,
     ) -> SgResult<bool> {
+        if matches!(stmt.kind, Kind::CreateTable | Kind::Drop) {
+            if let Some(done) = self.partition_ddl(stmt, text).await? {
+                return Ok(done);
+            }
+        }
         // Column defaults shardgate computes (serial ids, the key): the statement runs as
         // rewritten with their values.
         let filled = match stmt.insert_into {
