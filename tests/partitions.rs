@@ -238,3 +238,92 @@ async fn a_second_process_follows_the_catalog() {
         .expect("count");
     assert_eq!(a.rows, vec![vec![Some(b"1".to_vec())]]);
 }
+
+/// Time partitions made ahead and dropped behind by shardgate's own functions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_partitions_are_kept_ahead_and_dropped_behind() {
+    let own = Own::start("part-time", 3, "", "").await;
+    let mut c = Conn::connect(own.port, "app", "app-secret", "app")
+        .await
+        .expect("shardgate");
+    let one = |a: wire::Outcome| -> String {
+        let a = a.expect("answer");
+        String::from_utf8_lossy(a.rows[0][0].as_deref().unwrap_or_default()).into_owned()
+    };
+    c.run(
+        Mode::Simple,
+        "CREATE TABLE m (d date NOT NULL, v int) PARTITION BY RANGE (d)",
+    )
+    .await
+    .expect("create");
+    let made = c
+        .run(
+            Mode::Simple,
+            "SELECT shardgate.create_time_partitions('m', interval '1 month', '2024-06-15'::date, '2024-01-10'::date)",
+        )
+        .await;
+    assert_eq!(one(made), "t");
+    let names = c
+        .run(
+            Mode::Simple,
+            "SELECT name, node FROM shardgate.partitions WHERE parent = 'm' ORDER BY name",
+        )
+        .await
+        .expect("catalog");
+    let got: Vec<String> = names
+        .rows
+        .iter()
+        .map(|r| String::from_utf8_lossy(r[0].as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "m_p2024_01",
+            "m_p2024_02",
+            "m_p2024_03",
+            "m_p2024_04",
+            "m_p2024_05",
+            "m_p2024_06"
+        ]
+    );
+    c.run(
+        Mode::Simple,
+        "INSERT INTO m VALUES ('2024-01-05', 1), ('2024-06-20', 2), ('2024-02-29', 3)",
+    )
+    .await
+    .expect("insert");
+    let more = c
+        .run(
+            Mode::Simple,
+            "SELECT shardgate.create_time_partitions('m', interval '1 month', '2024-08-01'::date)",
+        )
+        .await;
+    assert_eq!(one(more), "t");
+    let none = c
+        .run(
+            Mode::Simple,
+            "SELECT shardgate.create_time_partitions('m', interval '1 month', '2024-08-01'::date)",
+        )
+        .await;
+    assert_eq!(one(none), "f");
+    let n = c
+        .run(
+            Mode::Simple,
+            "SELECT count(*) FROM shardgate.partitions WHERE parent = 'm'",
+        )
+        .await;
+    assert_eq!(one(n), "8");
+    let dropped = c
+        .run(
+            Mode::Simple,
+            "SELECT shardgate.drop_time_partitions('m', older_than => '2024-03-01'::date)",
+        )
+        .await;
+    assert_eq!(one(dropped), "2");
+    let left = c.run(Mode::Simple, "SELECT count(*), min(v) FROM m").await;
+    assert_eq!(one(left), "1");
+    let a = c
+        .run(Mode::Simple, "INSERT INTO m VALUES ('2024-01-05', 1)")
+        .await;
+    assert_eq!(a.map_err(|f| f.code), Err("23514".to_string()));
+}

@@ -14,6 +14,7 @@ pub mod partition;
 pub mod settings;
 pub mod simple;
 pub mod startup;
+pub mod time_partitions;
 pub mod tls;
 pub mod txn;
 

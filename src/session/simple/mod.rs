@@ -161,6 +161,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         frame: &Frame,
         whole: bool,
     ) -> SgResult<bool> {
+        if matches!(stmt.kind, Kind::Select { .. })
+            && stmt.accesses.is_empty()
+            && text
+                .as_bytes()
+                .windows(10)
+                .any(|w| w.eq_ignore_ascii_case(b"shardgate."))
+        {
+            if let Some(done) = self.time_partitions(text).await? {
+                return Ok(done);
+            }
+        }
         if matches!(stmt.kind, Kind::CreateTable | Kind::Drop) {
             if let Some(done) = self.partition_ddl(stmt, text).await? {
                 return Ok(done);
