@@ -42,7 +42,13 @@ struct Pair {
 
 impl Pair {
     async fn start(name: &str) -> Pair {
-        let own = Own::start_with_tables(name, 3, "", "", TABLES).await;
+        Pair::start_with(name, TABLES, DDL).await
+    }
+
+    /// Three workers with `tables` in the config, and `ddl` run through shardgate and on the
+    /// oracle.
+    async fn start_with(name: &str, tables: &str, ddl: &str) -> Pair {
+        let own = Own::start_with_tables(name, 3, "", "", tables).await;
         let w0 = own.worker(0).await;
         w0.batch_execute("CREATE DATABASE oracle")
             .await
@@ -54,7 +60,7 @@ impl Pair {
             .await
             .expect("oracle");
         for c in [&mut sg, &mut or] {
-            c.run(wire::Mode::Simple, DDL).await.expect("ddl");
+            c.run(wire::Mode::Simple, ddl).await.expect("ddl");
         }
         Pair { own, sg, or }
     }
@@ -368,20 +374,11 @@ const SERIAL_DDL: &str = "CREATE TABLE s (id serial PRIMARY KEY, name text);\
 /// nodes; a rolled-back block still uses its ids up, as PostgreSQL's sequences do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_ids_are_unique_across_nodes() {
-    let own = Own::start_with_tables("writes-ids", 3, "", "", SERIAL_TABLES).await;
-    let w0 = own.worker(0).await;
-    w0.batch_execute("CREATE DATABASE oracle")
-        .await
-        .expect("oracle db");
-    let mut sg = Conn::connect(own.port, "app", "app-secret", "app")
-        .await
-        .expect("shardgate");
-    let mut or = Conn::connect(own.worker_ports[0], "postgres", "", "oracle")
-        .await
-        .expect("oracle");
-    for c in [&mut sg, &mut or] {
-        c.run(wire::Mode::Simple, SERIAL_DDL).await.expect("ddl");
-    }
+    let Pair {
+        own,
+        mut sg,
+        mut or,
+    } = Pair::start_with("writes-ids", SERIAL_TABLES, SERIAL_DDL).await;
     let steps: [(wire::Mode, &str); 16] = [
         (
             wire::Mode::Simple,

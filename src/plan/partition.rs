@@ -394,6 +394,43 @@ pub struct CatalogPartition {
     pub bound: Option<PartBound>,
 }
 
+/// The bounds `bound_of` reads from a range or list table's partitions, with their nodes, in
+/// order, and the DEFAULT partition's node; `names` gets the partitions' names in shard order
+/// (the DEFAULT last).
+type Bounded<B> = (Vec<(B, usize)>, Option<usize>);
+
+fn bounded<B>(
+    top: &[&CatalogPartition],
+    table: &str,
+    method: &str,
+    names: &mut Vec<String>,
+    bound_of: impl Fn(&PartBound) -> Option<B>,
+) -> Result<Bounded<B>, String> {
+    let mut out = Vec::new();
+    let mut default = None;
+    let mut default_name = None;
+    for p in top {
+        match p.bound.as_ref() {
+            Some(PartBound::Default) => {
+                default = Some(p.node);
+                default_name = Some(p.name.clone());
+            }
+            Some(b) if let Some(v) = bound_of(b) => {
+                out.push((v, p.node));
+                names.push(p.name.clone());
+            }
+            _ => {
+                return Err(format!(
+                    "partition \"{}\" of {method} table \"{table}\" has no {method} bound",
+                    p.name
+                ))
+            }
+        }
+    }
+    names.extend(default_name);
+    Ok((out, default))
+}
+
 /// The shard map's entries for a table created with `PARTITION BY` and its partitions:
 /// the table with one shard per top-level partition (in creation order, the DEFAULT last) and
 /// an entry per partition at any depth, each on its node.
@@ -443,53 +480,20 @@ pub fn build(
             }
         }
         "range" => {
-            let mut ranges = Vec::new();
-            let mut default = None;
-            let mut default_name = None;
-            for p in &top {
-                match &p.bound {
-                    Some(PartBound::Range { from, to }) => {
-                        ranges.push((from.clone(), to.clone(), p.node));
-                        names.push(p.name.clone());
-                    }
-                    Some(PartBound::Default) => {
-                        default = Some(p.node);
-                        default_name = Some(p.name.clone());
-                    }
-                    _ => {
-                        return Err(format!(
-                            "partition \"{}\" of range table \"{name}\" has no range",
-                            p.name
-                        ))
-                    }
-                }
-            }
-            names.extend(default_name);
-            TableKind::range(ranges, default)?
+            let (ranges, default) = bounded(&top, name, "range", &mut names, |b| match b {
+                PartBound::Range { from, to } => Some((from.clone(), to.clone())),
+                _ => None,
+            })?;
+            TableKind::range(
+                ranges.into_iter().map(|((f, t), n)| (f, t, n)).collect(),
+                default,
+            )?
         }
         "list" => {
-            let mut lists = Vec::new();
-            let mut default = None;
-            let mut default_name = None;
-            for p in &top {
-                match &p.bound {
-                    Some(PartBound::List(values)) => {
-                        lists.push((values.clone(), p.node));
-                        names.push(p.name.clone());
-                    }
-                    Some(PartBound::Default) => {
-                        default = Some(p.node);
-                        default_name = Some(p.name.clone());
-                    }
-                    _ => {
-                        return Err(format!(
-                            "partition \"{}\" of list table \"{name}\" has no values",
-                            p.name
-                        ))
-                    }
-                }
-            }
-            names.extend(default_name);
+            let (lists, default) = bounded(&top, name, "list", &mut names, |b| match b {
+                PartBound::List(values) => Some(values.clone()),
+                _ => None,
+            })?;
             TableKind::list(lists, default)?
         }
         other => return Err(format!("table \"{name}\": unknown method \"{other}\"")),
