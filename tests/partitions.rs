@@ -51,6 +51,28 @@ const STEPS: &[&str] = &[
     "INSERT INTO sales (sale_date, amount) VALUES ('2025-01-01', 1), ('2023-12-31', 2)",
     "SELECT sale_date, amount FROM sales WHERE sale_date > '2024-12-01' OR sale_date < '2024-01-01' ORDER BY sale_date",
     "SELECT count(*) FROM sales_default",
+    // PostgreSQL checks a new partition against the DEFAULT's rows, on whichever node.
+    "CREATE TABLE sales_2025_01 PARTITION OF sales FOR VALUES FROM ('2025-01-01') TO ('2025-02-01')",
+    // Every node's catalog lists every partition, as psql's `\d+` reads it.
+    "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+     WHERE i.inhparent = 'sales'::regclass ORDER BY 1",
+    // DETACH keeps the rows where they are; ATTACH takes them back, or a plain table's.
+    "ALTER TABLE sales DETACH PARTITION sales_2024_02",
+    "SELECT count(*) FROM sales",
+    "SELECT count(*), min(sale_date) FROM sales_2024_02",
+    "INSERT INTO sales_2024_02 (sale_id, sale_date, amount) VALUES (1000, '2024-02-10', 5)",
+    "INSERT INTO sales_2024_02 VALUES (1001, '2024-02-11', 6, 'N')",
+    "ALTER TABLE sales DETACH PARTITION sales_2024_02",
+    "ALTER TABLE sales ATTACH PARTITION sales_2024_02 FOR VALUES FROM ('2024-02-01') TO ('2024-03-01')",
+    "SELECT count(*), sum(amount) FROM sales WHERE sale_date >= '2024-02-01' AND sale_date < '2024-03-01'",
+    "CREATE TABLE sales_2023 (sale_id bigint NOT NULL, sale_date date NOT NULL, amount numeric(10,2), region text)",
+    "INSERT INTO sales_2023 VALUES (2000, '2023-03-03', 7, 'N'), (2001, '2022-05-05', 8, 'S')",
+    "ALTER TABLE sales ATTACH PARTITION sales_2023 FOR VALUES FROM ('2023-01-01') TO ('2023-12-01')",
+    "DELETE FROM sales_2023 WHERE sale_id = 2001",
+    "ALTER TABLE sales ATTACH PARTITION sales_2023 FOR VALUES FROM ('2023-01-01') TO ('2023-12-01')",
+    "SELECT sale_id, amount FROM sales WHERE sale_date = '2023-03-03'",
+    "SELECT count(*), sum(amount) FROM sales",
+    "ALTER TABLE sales ATTACH PARTITION sales_2023 FOR VALUES FROM ('2023-01-01') TO ('2023-12-01')",
     "TRUNCATE sales_2024_03",
     "SELECT count(*) FROM sales",
     // Tutorial 003: list partitions, one of them sub-partitioned, and a DEFAULT.
@@ -137,6 +159,39 @@ async fn tutorial_ddl_runs_across_nodes_as_on_one_postgres() {
         assert_eq!(wrong, 0, "rows outside their hash partition on worker {i}");
     }
     assert_eq!(total, 42);
+    // shardgate.shards lists each partition with its node, bound, row estimate and size.
+    sg.run(Mode::Simple, "ANALYZE sales")
+        .await
+        .expect("analyze");
+    let listed = sg
+        .run(
+            Mode::Simple,
+            "SELECT shard_name, bound, node IS NOT NULL, size_bytes > 0 FROM shardgate.shards \
+             WHERE parent_name = 'sales' ORDER BY 1",
+        )
+        .await
+        .expect("shards");
+    let oracle = or
+        .run(
+            Mode::Simple,
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), true, true FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'sales'::regclass ORDER BY 1",
+        )
+        .await
+        .expect("oracle");
+    assert_eq!(listed.rows, oracle.rows);
+    let estimate = sg
+        .run(
+            Mode::Simple,
+            "SELECT sum(row_estimate)::int FROM shardgate.shards s WHERE s.table_name = 'sales'",
+        )
+        .await
+        .expect("estimate");
+    let count = sg
+        .run(Mode::Simple, "SELECT count(*)::int FROM sales")
+        .await
+        .expect("count");
+    assert_eq!(estimate.rows, count.rows);
     // An explicit node.
     let a = sg.run(Mode::Simple, "SET shardgate.node = 'w3'").await;
     assert!(a.is_ok(), "{a:?}");

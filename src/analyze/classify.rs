@@ -344,6 +344,17 @@ fn function_over_distributed(text: &str, map: &ShardMap) -> Option<String> {
 }
 
 pub fn fallback(text: &str, map: &ShardMap, parse_error: &str) -> Stmt {
+    if let Some(cmd) = super::attach::parse(text) {
+        let (super::attach::PartitionCmd::Attach {
+            parent, partition, ..
+        }
+        | super::attach::PartitionCmd::Detach {
+            parent, partition, ..
+        }) = &cmd;
+        let mut s = Stmt::new(Kind::AlterTable, text);
+        s.ddl_tables = vec![table_name(parent), table_name(partition)];
+        return s;
+    }
     let lower = text.trim_start().to_lowercase();
     let first = lower.split_whitespace().next().unwrap_or("");
     let second = lower.split_whitespace().nth(1).unwrap_or("");

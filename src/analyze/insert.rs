@@ -58,6 +58,10 @@ pub fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt 
             } else {
                 match columns.iter().position(|c| *c == dist.column) {
                     Some(i) => Some(i),
+                    // A partition's rows all go to its node, whatever their key.
+                    None if matches!(dist.kind, crate::shardmap::TableKind::Partition { .. }) => {
+                        None
+                    }
                     None => {
                         s.refuse = Some(SgError::unsupported(format!(
                             "INSERT into \"{table}\" without a value for its distribution column \"{}\"",

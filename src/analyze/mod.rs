@@ -3,6 +3,7 @@
 //! from running on several nodes. Read-only: plans and rewrites happen downstream.
 
 pub mod aggregates;
+pub mod attach;
 pub mod cache;
 pub mod calls;
 pub mod classify;

@@ -30,6 +30,50 @@ fn lit_opt(v: Option<String>) -> String {
     v.map(|s| literal(&s)).unwrap_or_else(|| "NULL".into())
 }
 
+/// The catalog row of partition `name` of `parent` on `node`.
+fn insert_partition(
+    name: &str,
+    parent: &str,
+    node: usize,
+    bound: &Option<PartBound>,
+    node_names: &[String],
+) -> String {
+    let (kind, modulus, remainder, from, to, list) = match bound {
+        None => ("sub", None, None, None, None, None),
+        Some(PartBound::Default) => ("default", None, None, None, None, None),
+        Some(PartBound::Hash { modulus, remainder }) => {
+            ("hash", Some(*modulus), Some(*remainder), None, None, None)
+        }
+        Some(PartBound::Range { from, to }) => {
+            ("range", None, None, bound_text(from), bound_text(to), None)
+        }
+        Some(PartBound::List(values)) => {
+            let items: Vec<String> = values.iter().map(|v| literal(&v.to_text())).collect();
+            (
+                "list",
+                None,
+                None,
+                None,
+                None,
+                Some(format!("ARRAY[{}]::text[]", items.join(", "))),
+            )
+        }
+    };
+    format!(
+        "INSERT INTO shardgate.partitions (name, parent, node, bound, modulus, remainder, range_from, range_to, list_values) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
+        literal(name),
+        literal(parent),
+        literal(node_names.get(node).map(String::as_str).unwrap_or("")),
+        literal(kind),
+        modulus.map_or("NULL".into(), |m| m.to_string()),
+        remainder.map_or("NULL".into(), |m| m.to_string()),
+        lit_opt(from),
+        lit_opt(to),
+        list.unwrap_or_else(|| "NULL".into()),
+    )
+}
+
 /// The catalog statements that record `ddl` (run in the DDL's transaction on the catalog
 /// node), ending with the notification.
 pub fn record_sql(ddl: &PartitionDdl, node_names: &[String]) -> String {
@@ -51,40 +95,24 @@ pub fn record_sql(ddl: &PartitionDdl, node_names: &[String]) -> String {
             parent,
             node,
             bound,
-        } => {
-            let (kind, modulus, remainder, from, to, list) = match bound {
-                None => ("sub", None, None, None, None, None),
-                Some(PartBound::Default) => ("default", None, None, None, None, None),
-                Some(PartBound::Hash { modulus, remainder }) => {
-                    ("hash", Some(*modulus), Some(*remainder), None, None, None)
-                }
-                Some(PartBound::Range { from, to }) => (
-                    "range",
-                    None,
-                    None,
-                    bound_text(from),
-                    bound_text(to),
-                    None,
-                ),
-                Some(PartBound::List(values)) => {
-                    let items: Vec<String> = values.iter().map(|v| literal(&v.to_text())).collect();
-                    ("list", None, None, None, None, Some(format!("ARRAY[{}]::text[]", items.join(", "))))
-                }
-            };
-            format!(
-                "INSERT INTO shardgate.partitions (name, parent, node, bound, modulus, remainder, range_from, range_to, list_values) \
-                 VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
-                literal(name),
-                literal(parent),
-                literal(node_names.get(*node).map(String::as_str).unwrap_or("")),
-                literal(kind),
-                modulus.map_or("NULL".into(), |m| m.to_string()),
-                remainder.map_or("NULL".into(), |m| m.to_string()),
-                lit_opt(from),
-                lit_opt(to),
-                list.unwrap_or_else(|| "NULL".into()),
-            )
-        }
+        } => insert_partition(name, parent, *node, bound, node_names),
+        PartitionDdl::Attach {
+            name,
+            parent,
+            node,
+            bound,
+            ..
+        } => format!(
+            "DELETE FROM shardgate.partitions WHERE name = {}; {}",
+            literal(name),
+            insert_partition(name, parent, *node, bound, node_names)
+        ),
+        // A detached table keeps its node; its partitions, if any, stay under it.
+        PartitionDdl::Detach { name, .. } => format!(
+            "UPDATE shardgate.partitions SET parent = '', bound = 'detached', modulus = NULL, remainder = NULL, \
+             range_from = NULL, range_to = NULL, list_values = NULL WHERE name = {}",
+            literal(name)
+        ),
         PartitionDdl::Drop { names } => {
             let list: Vec<String> = names.iter().map(|n| literal(n)).collect();
             let list = list.join(", ");
@@ -198,9 +226,12 @@ pub async fn load(
         )
         .await
         .map_err(|e| e.to_string())?;
-    // Each partition's parent, to find the table at the root of its tree.
+    // Each partition's parent, to find the table at the root of its tree (a detached
+    // partition is a root).
+    let detached = |p: &tokio_postgres::Row| p.get::<_, String>(3) == "detached";
     let parents: std::collections::HashMap<String, String> = parts
         .iter()
+        .filter(|p| !detached(p))
         .map(|p| (p.get::<_, String>(0), p.get::<_, String>(1)))
         .collect();
     let mut out = Vec::new();
@@ -209,6 +240,33 @@ pub async fn load(
         match table_entries(&t, &parts, &parents, config) {
             Ok(entries) => out.extend(entries),
             Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    // Detached partitions, and the partitions under them: tables on their nodes.
+    let node_of = |p: &tokio_postgres::Row| {
+        let n: String = p.get(2);
+        config.nodes.iter().position(|x| x.name == n)
+    };
+    for d in parts.iter().filter(|p| detached(p)) {
+        let name: String = d.get(0);
+        for p in &parts {
+            let pname: String = p.get(0);
+            let under = pname == name || root_of(&parents, &pname) == name;
+            if let (true, Some(node)) = (under, node_of(p)) {
+                let parent = if pname == name {
+                    String::new()
+                } else {
+                    p.get(1)
+                };
+                // No column is named "": nothing reads a key of the table, and every
+                // statement naming it goes to its node.
+                out.push(TableDist::new(
+                    pname,
+                    String::new(),
+                    Some(KeyType::Text),
+                    crate::shardmap::TableKind::Partition { node, parent },
+                ));
+            }
         }
     }
     Ok(out)

@@ -259,7 +259,10 @@ pub fn copy(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
     } else {
         t.key_type()?;
         let cols: Vec<String> = columns.iter().map(ident_name).collect();
-        let pos = if cols.is_empty() {
+        let pos = if matches!(t.kind, crate::shardmap::TableKind::Partition { .. }) {
+            // One node takes every row.
+            None
+        } else if cols.is_empty() {
             Some(map.key_position(&name).ok_or_else(|| {
                 SgError::unsupported(format!(
                     "COPY into \"{name}\" without a column list before the position of its distribution column is known (name the columns)"

@@ -9,13 +9,20 @@ use super::route::{plan, reparse, table, Values};
 use super::{Combine, Plan};
 use crate::analyze::Stmt;
 use crate::error::{SgError, SgResult};
-use crate::shardmap::ShardMap;
+use crate::shardmap::{ShardMap, TableKind};
 
 pub fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
     let Some(spec) = &stmt.insert else {
         return Err(SgError::internal("insert plan without insert analysis"));
     };
     let t = table(map, &spec.table)?;
+    if let TableKind::Partition { node, .. } = t.kind {
+        // Every row goes to the partition's node; PostgreSQL checks them against its bound.
+        return Ok(Plan::Route {
+            node,
+            why: "the partition's node".into(),
+        });
+    }
     let ty = t.key_type()?;
     let key_pos = match spec.key_index {
         Some(i) => i,

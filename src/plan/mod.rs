@@ -12,6 +12,7 @@ pub mod merge;
 pub mod moves;
 pub mod partition;
 pub mod route;
+pub mod shards;
 
 use std::fmt;
 

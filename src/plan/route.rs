@@ -256,11 +256,8 @@ fn plan_statement(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> S
             let mut sets = BTreeSet::new();
             for t in &stmt.ddl_tables {
                 sets.insert(match map.get(t) {
-                    // A partition lives on its node.
-                    Some(d) if matches!(d.kind, TableKind::Partition { .. }) => {
-                        d.nodes(map.node_count)
-                    }
-                    // Every node holds the table's parent (`ddl::create_table`).
+                    // Every node holds the table's parent (`ddl::create_table`), and every
+                    // partition (empty where it is not placed, `PartitionDdl::nodes`).
                     Some(_) => all.clone(),
                     None => vec![default],
                 });

@@ -12,6 +12,7 @@ pub mod merge;
 pub mod move_rows;
 pub mod partition;
 pub mod settings;
+pub mod shards;
 pub mod simple;
 pub mod startup;
 pub mod time_partitions;

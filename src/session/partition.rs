@@ -8,7 +8,7 @@ use super::Session;
 use crate::analyze::Stmt;
 use crate::error::SgResult;
 use crate::error::{code, SgError};
-use crate::plan::partition::{classify, PartitionDdl};
+use crate::plan::partition::{classify, classify_cmd, PartitionDdl};
 use crate::plan::{Combine, Plan};
 
 /// The session setting that places the next partitions on a node (`SET shardgate.node`).
@@ -33,12 +33,16 @@ fn set_value(sql: &str) -> String {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Runs `text` if it is partitioning DDL: Some(succeeded), or None for other statements.
     pub async fn partition_ddl(&mut self, stmt: &Stmt, text: &str) -> SgResult<Option<bool>> {
-        let Some(ast) = crate::analyze::parse_sql(text)
+        let ast = crate::analyze::parse_sql(text)
             .ok()
-            .and_then(|mut v| v.pop())
-        else {
-            return Ok(None);
+            .and_then(|mut v| v.pop());
+        let cmd = match ast {
+            Some(_) => None,
+            None => crate::analyze::attach::parse(text),
         };
+        if ast.is_none() && cmd.is_none() {
+            return Ok(None);
+        }
         let value = self.settings.get(NODE_SETTING).map(|sql| set_value(sql));
         let chosen = match value.as_deref() {
             None | Some("") => None,
@@ -57,7 +61,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
         };
         let map = &self.shared.config.shardmap;
-        let ddl = match classify(&ast, map, chosen) {
+        let classified = match (&ast, &cmd) {
+            (Some(ast), _) => classify(ast, map, chosen),
+            (None, Some(cmd)) => classify_cmd(cmd, map),
+            (None, None) => Ok(None),
+        };
+        let ddl = match classified {
             Ok(Some(d)) => d,
             Ok(None) => return Ok(None),
             Err(e) => {
@@ -71,7 +80,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             ));
             return Ok(Some(false));
         }
-        let nodes = ddl.nodes(map);
         let why = match &ddl {
             PartitionDdl::CreateParent { table, .. } => {
                 format!("partitioned table \"{table}\" on every node")
@@ -80,9 +88,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 format!("partition \"{name}\" on its node")
             }
             PartitionDdl::Drop { .. } => "drop partitioned tables".to_string(),
+            PartitionDdl::Attach { name, .. } => format!("attach \"{name}\" on every node"),
+            PartitionDdl::Detach { name, .. } => format!("detach \"{name}\" on every node"),
         };
         let plan = Plan::PerNode {
-            parts: nodes.iter().map(|n| (*n, vec![text.to_string()])).collect(),
+            parts: ddl.statements(text, map),
             combine: Combine::Same,
             why,
             learn: None,

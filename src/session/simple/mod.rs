@@ -172,7 +172,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(done);
             }
         }
-        if matches!(stmt.kind, Kind::CreateTable | Kind::Drop) {
+        // `shardgate.shards`: the node's rows in place of the view.
+        let shards = if matches!(stmt.kind, Kind::Select { .. }) {
+            match self.shards_view(text).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.error(&e);
+                    return Ok(false);
+                }
+            }
+        } else {
+            None
+        };
+        if matches!(stmt.kind, Kind::CreateTable | Kind::Drop | Kind::AlterTable) {
             if let Some(done) = self.partition_ddl(stmt, text).await? {
                 return Ok(done);
             }
@@ -190,12 +202,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             None => None,
         };
         let refilled;
-        let (stmt, text, values, whole) = match &filled {
-            Some(f) => {
-                refilled = self
-                    .shared
-                    .cache
-                    .simple(&f.sql, &self.shared.config.shardmap);
+        let is_filled = filled.is_some();
+        let rewritten = filled.map(|f| f.sql).or(shards);
+        let (stmt, text, values, whole) = match &rewritten {
+            Some(sql) => {
+                refilled = self.shared.cache.simple(sql, &self.shared.config.shardmap);
                 let s = refilled
                     .analysis
                     .stmts
@@ -205,7 +216,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     literals: &refilled.literals,
                     ..*values
                 };
-                (s, f.sql.as_str(), v, false)
+                (s, sql.as_str(), v, false)
             }
             None => (stmt, text, *values, whole),
         };
@@ -217,7 +228,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(false);
             }
         };
-        if filled.is_some() {
+        if is_filled {
             if let Err(e) = self.filled_runs_on_default(stmt, &p) {
                 self.error(&e);
                 return Ok(false);

@@ -5,22 +5,18 @@
 //! write in one transaction (`session::partition`), and the map is rebuilt from the catalog
 //! (`build`).
 
-use sqlparser::ast::{CreateTable, Expr, ForValues, PartitionBoundValue, Statement, UnaryOperator};
+use sqlparser::ast::{CreateTable, Expr, Statement};
 
+use crate::analyze::attach::PartitionCmd;
 use crate::analyze::scope::{ident_name, table_name};
 use crate::error::{SgError, SgResult};
-use crate::shardmap::{
-    Bound, HashFunc, KeyType, KeyValue, ShardMap, TableDist, TableKind, NO_NODE,
-};
+use crate::shardmap::{KeyType, ShardMap, TableDist, TableKind};
 
-/// A partition's bounds, as `FOR VALUES` gives them.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PartBound {
-    Hash { modulus: u64, remainder: u64 },
-    Range { from: Bound, to: Bound },
-    List(Vec<KeyValue>),
-    Default,
-}
+mod bound;
+mod build;
+
+pub use bound::{bound, PartBound};
+pub use build::{build, CatalogPartition};
 
 /// A partitioning statement shardgate carries across nodes.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,110 +38,46 @@ pub enum PartitionDdl {
     },
     /// `DROP TABLE` of tables and partitions from the catalog.
     Drop { names: Vec<String> },
+    /// `ALTER TABLE parent ATTACH PARTITION name ...`: `name`'s rows are on `node`. Where
+    /// `placeholder` is given, `name` exists on `node` only (a plain table there), and the
+    /// other nodes create it empty with that statement.
+    Attach {
+        name: String,
+        parent: String,
+        node: usize,
+        bound: Option<PartBound>,
+        placeholder: Option<String>,
+    },
+    /// `ALTER TABLE parent DETACH PARTITION name`: `name` becomes a table of its own, its rows
+    /// where they were (the catalog remembers the node).
+    Detach { name: String, parent: String },
 }
 
 impl PartitionDdl {
-    /// The nodes the statement runs on.
+    /// The nodes the statement runs on: every node. A partition's rows live on its node, and
+    /// every other node holds it empty, so that each node's partition tree is the whole tree:
+    /// PostgreSQL itself then checks a new partition against a DEFAULT partition's rows
+    /// wherever they are (23514, partbounds.c check_default_partition_contents), and catalog
+    /// queries on any node (psql's `\d+`, `pg_inherits`, `pg_tables`) list every partition
+    /// with its bounds, as on one PostgreSQL.
     pub fn nodes(&self, map: &ShardMap) -> Vec<usize> {
-        match self {
-            PartitionDdl::CreateParent { .. } => (0..map.node_count).collect(),
-            PartitionDdl::CreatePartition { node, .. } => vec![*node],
-            PartitionDdl::Drop { names } => {
-                let mut nodes: Vec<usize> = names
-                    .iter()
-                    .flat_map(|n| match map.get(n) {
-                        Some(t) if matches!(t.kind, TableKind::Partition { .. }) => {
-                            t.nodes(map.node_count)
-                        }
-                        _ => (0..map.node_count).collect(),
-                    })
-                    .collect();
-                nodes.sort_unstable();
-                nodes.dedup();
-                nodes
-            }
-        }
+        (0..map.node_count).collect()
     }
-}
 
-fn literal_text(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Value(v) => match &v.value {
-            sqlparser::ast::Value::Number(n, _) => Some(n.clone()),
-            sqlparser::ast::Value::SingleQuotedString(s) => Some(s.replace("''", "'")),
-            _ => None,
-        },
-        Expr::UnaryOp {
-            op: UnaryOperator::Minus,
-            expr,
-        } => literal_text(expr).map(|t| format!("-{t}")),
-        Expr::Cast { expr, .. } | Expr::Nested(expr) => literal_text(expr),
-        _ => None,
+    /// What each node runs for the client's statement `text`.
+    pub fn statements(&self, text: &str, map: &ShardMap) -> Vec<(usize, Vec<String>)> {
+        self.nodes(map)
+            .into_iter()
+            .map(|n| match self {
+                PartitionDdl::Attach {
+                    node,
+                    placeholder: Some(p),
+                    ..
+                } if n != *node => (n, vec![p.clone()]),
+                _ => (n, vec![text.to_string()]),
+            })
+            .collect()
     }
-}
-
-fn bound_value(e: &Expr, ty: KeyType) -> SgResult<KeyValue> {
-    let text = literal_text(e).ok_or_else(|| {
-        SgError::unsupported(format!("partition bound {e} (write it as a constant)"))
-    })?;
-    KeyValue::parse_text(ty, &text)
-}
-
-fn range_bound(b: &[PartitionBoundValue], ty: KeyType) -> SgResult<Bound> {
-    match b {
-        [PartitionBoundValue::MinValue] => Ok(Bound::Min),
-        [PartitionBoundValue::MaxValue] => Ok(Bound::Max),
-        [PartitionBoundValue::Expr(e)] => Ok(Bound::Value(bound_value(e, ty)?)),
-        _ => Err(SgError::unsupported(
-            "a range bound of several columns (shardgate partitions on one column)",
-        )),
-    }
-}
-
-/// Reads `FOR VALUES` for a table partitioned by `method` on a key of type `ty`.
-pub fn bound(fv: &ForValues, method: &str, ty: KeyType) -> SgResult<PartBound> {
-    let wrong = || {
-        SgError::new(
-            "42P16",
-            format!("invalid bound specification for a {method} partition"),
-        )
-    };
-    Ok(match fv {
-        ForValues::Default => PartBound::Default,
-        ForValues::With { modulus, remainder } if method == "hash" => {
-            if *modulus == 0 {
-                return Err(SgError::new(
-                    "42P16",
-                    "modulus for hash partition must be an integer value greater than zero",
-                ));
-            }
-            if remainder >= modulus {
-                return Err(SgError::new(
-                    "42P16",
-                    "remainder for hash partition must be less than modulus",
-                ));
-            }
-            PartBound::Hash {
-                modulus: *modulus,
-                remainder: *remainder,
-            }
-        }
-        ForValues::From { from, to } if method == "range" => PartBound::Range {
-            from: range_bound(from, ty)?,
-            to: range_bound(to, ty)?,
-        },
-        ForValues::In(values) if method == "list" => {
-            let mut out = Vec::new();
-            for v in values {
-                if matches!(v, Expr::Value(x) if matches!(x.value, sqlparser::ast::Value::Null)) {
-                    return Err(SgError::unsupported("a list partition for NULL keys"));
-                }
-                out.push(bound_value(v, ty)?);
-            }
-            PartBound::List(out)
-        }
-        _ => return Err(wrong()),
-    })
 }
 
 /// The partition key of `CREATE TABLE ... PARTITION BY method (column)`.
@@ -215,6 +147,117 @@ pub fn classify(
             Ok(Some(PartitionDdl::Drop { names }))
         }
         _ => Ok(None),
+    }
+}
+
+/// What an ALTER TABLE ... ATTACH/DETACH PARTITION asks of the partitioned tables, if anything.
+pub fn classify_cmd(cmd: &PartitionCmd, map: &ShardMap) -> SgResult<Option<PartitionDdl>> {
+    match cmd {
+        PartitionCmd::Attach {
+            parent,
+            partition,
+            bound: fv,
+        } => {
+            let (parent_name, name) = (table_name(parent), table_name(partition));
+            let Some(p) = map.get(&parent_name) else {
+                return Ok(None);
+            };
+            if !map.is_managed(&parent_name) {
+                return Err(SgError::unsupported(format!(
+                    "ATTACH PARTITION to \"{parent_name}\", whose shards the config declares"
+                )));
+            }
+            // Where the table's rows are: a table detached through shardgate is on every node
+            // (its rows on one), any other table not in the map is on the default node alone.
+            let (node, everywhere) = match map.get(&name).map(|t| t.kind.clone()) {
+                None => (map.default_node, false),
+                Some(TableKind::Partition { node, parent }) if parent.is_empty() => (node, true),
+                Some(TableKind::Partition { .. }) => {
+                    return Err(SgError::new(
+                        "42809",
+                        format!("\"{name}\" is already a partition"),
+                    ))
+                }
+                Some(_) => {
+                    return Err(SgError::unsupported(format!(
+                        "ATTACH PARTITION of \"{name}\", a distributed table"
+                    )))
+                }
+            };
+            let bound = match p.kind {
+                // A partition of a partition lives on its parent's node.
+                TableKind::Partition { node: at, .. } => {
+                    if at != node {
+                        return Err(SgError::unsupported(format!(
+                            "ATTACH PARTITION of \"{name}\", whose rows are on node {} of {}, to \"{parent_name}\" on node {} (partitions of a partition share its node)",
+                            node + 1,
+                            map.node_count,
+                            at + 1
+                        )));
+                    }
+                    None
+                }
+                _ => {
+                    let b = bound(fv, p.kind.method(), p.key_type()?)?;
+                    check_fits(&p, &name, &b)?;
+                    Some(b)
+                }
+            };
+            let placeholder = if everywhere {
+                None
+            } else {
+                let mut ct =
+                    match crate::analyze::parse_sql("CREATE TABLE a PARTITION OF b DEFAULT")
+                        .ok()
+                        .and_then(|mut v| v.pop())
+                    {
+                        Some(Statement::CreateTable(ct)) => ct,
+                        _ => {
+                            return Err(SgError::internal(
+                                "a CREATE TABLE ... PARTITION OF template",
+                            ))
+                        }
+                    };
+                ct.name = partition.clone();
+                ct.partition_of = Some(parent.clone());
+                ct.for_values = Some(fv.clone());
+                Some(Statement::CreateTable(ct).to_string())
+            };
+            Ok(Some(PartitionDdl::Attach {
+                name,
+                parent: parent_name,
+                node,
+                bound,
+                placeholder,
+            }))
+        }
+        PartitionCmd::Detach {
+            parent,
+            partition,
+            concurrently,
+        } => {
+            let (parent_name, name) = (table_name(parent), table_name(partition));
+            if !map.is_managed(&parent_name) {
+                return Ok(None);
+            }
+            if *concurrently {
+                return Err(SgError::unsupported(
+                    "DETACH PARTITION CONCURRENTLY or FINALIZE (it cannot run in the transaction shardgate wraps partitioning DDL in; detach without it)",
+                ));
+            }
+            match map.get(&name).map(|t| t.kind.clone()) {
+                Some(TableKind::Partition { parent: of, .. }) if of == parent_name => {
+                    Ok(Some(PartitionDdl::Detach {
+                        name,
+                        parent: parent_name,
+                    }))
+                }
+                _ => Err(SgError::new(
+                    "42P01",
+                    format!("relation \"{name}\" is not a partition of relation \"{parent_name}\""),
+                )),
+            }
+        }
     }
 }
 
@@ -385,144 +428,10 @@ fn check_fits(parent: &TableDist, name: &str, b: &PartBound) -> SgResult<()> {
     }
 }
 
-/// One partition as the catalog holds it.
-#[derive(Debug, Clone)]
-pub struct CatalogPartition {
-    pub name: String,
-    pub parent: String,
-    pub node: usize,
-    pub bound: Option<PartBound>,
-}
-
-/// The bounds `bound_of` reads from a range or list table's partitions, with their nodes, in
-/// order, and the DEFAULT partition's node; `names` gets the partitions' names in shard order
-/// (the DEFAULT last).
-type Bounded<B> = (Vec<(B, usize)>, Option<usize>);
-
-fn bounded<B>(
-    top: &[&CatalogPartition],
-    table: &str,
-    method: &str,
-    names: &mut Vec<String>,
-    bound_of: impl Fn(&PartBound) -> Option<B>,
-) -> Result<Bounded<B>, String> {
-    let mut out = Vec::new();
-    let mut default = None;
-    let mut default_name = None;
-    for p in top {
-        match p.bound.as_ref() {
-            Some(PartBound::Default) => {
-                default = Some(p.node);
-                default_name = Some(p.name.clone());
-            }
-            Some(b) if let Some(v) = bound_of(b) => {
-                out.push((v, p.node));
-                names.push(p.name.clone());
-            }
-            _ => {
-                return Err(format!(
-                    "partition \"{}\" of {method} table \"{table}\" has no {method} bound",
-                    p.name
-                ))
-            }
-        }
-    }
-    names.extend(default_name);
-    Ok((out, default))
-}
-
-/// The shard map's entries for a table created with `PARTITION BY` and its partitions:
-/// the table with one shard per top-level partition (in creation order, the DEFAULT last) and
-/// an entry per partition at any depth, each on its node.
-pub fn build(
-    name: &str,
-    method: &str,
-    column: &str,
-    key_type: KeyType,
-    parts: &[CatalogPartition],
-) -> Result<Vec<TableDist>, String> {
-    let top: Vec<&CatalogPartition> = parts.iter().filter(|p| p.parent == name).collect();
-    let mut names = Vec::new();
-    let kind = match method {
-        "hash" => {
-            let modulus = top
-                .iter()
-                .find_map(|p| match p.bound {
-                    Some(PartBound::Hash { modulus, .. }) => Some(modulus),
-                    _ => None,
-                })
-                .unwrap_or(1);
-            let mut placement = vec![NO_NODE; modulus as usize];
-            names = vec![String::new(); modulus as usize];
-            for p in &top {
-                match p.bound {
-                    Some(PartBound::Hash {
-                        modulus: m,
-                        remainder,
-                    }) if m == modulus => {
-                        if let Some(slot) = placement.get_mut(remainder as usize) {
-                            *slot = p.node;
-                            names[remainder as usize] = p.name.clone();
-                        }
-                    }
-                    _ => {
-                        return Err(format!(
-                            "partition \"{}\" of hash table \"{name}\" has another modulus",
-                            p.name
-                        ))
-                    }
-                }
-            }
-            TableKind::Hash {
-                modulus,
-                func: HashFunc::Postgres,
-                placement,
-            }
-        }
-        "range" => {
-            let (ranges, default) = bounded(&top, name, "range", &mut names, |b| match b {
-                PartBound::Range { from, to } => Some((from.clone(), to.clone())),
-                _ => None,
-            })?;
-            TableKind::range(
-                ranges.into_iter().map(|((f, t), n)| (f, t, n)).collect(),
-                default,
-            )?
-        }
-        "list" => {
-            let (lists, default) = bounded(&top, name, "list", &mut names, |b| match b {
-                PartBound::List(values) => Some(values.clone()),
-                _ => None,
-            })?;
-            TableKind::list(lists, default)?
-        }
-        other => return Err(format!("table \"{name}\": unknown method \"{other}\"")),
-    };
-    let mut t = TableDist::new(name.to_string(), column.to_string(), Some(key_type), kind);
-    t.names = names;
-    let mut out = vec![t];
-    // Partitions at any depth, each where the catalog says (a sub-partition on its parent's node).
-    let mut frontier = vec![name.to_string()];
-    while let Some(parent) = frontier.pop() {
-        for p in parts.iter().filter(|p| p.parent == parent) {
-            out.push(TableDist::new(
-                p.name.clone(),
-                column.to_string(),
-                Some(key_type),
-                TableKind::Partition {
-                    node: p.node,
-                    parent: parent.clone(),
-                },
-            ));
-            frontier.push(p.name.clone());
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shardmap::{Bound, KeyValue};
 
     fn parse(sql: &str) -> Statement {
         crate::analyze::parse_sql(sql).unwrap().pop().unwrap()
