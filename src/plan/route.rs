@@ -244,13 +244,11 @@ fn plan_statement(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> S
         }
         Kind::CreateTable => ddl::create_table(stmt, text, map)?,
         Kind::CreateIndex | Kind::AlterTable | Kind::Truncate | Kind::Drop => {
-            let lower = text.to_ascii_lowercase();
             if stmt.kind == Kind::AlterTable
-                && stmt.ddl_tables.iter().any(|t| map.is_managed(t))
-                && (lower.contains("attach partition") || lower.contains("detach partition"))
+                && super::partition::classify_text(text, map, None)?.is_some()
             {
                 return Err(SgError::unsupported(
-                    "ATTACH PARTITION / DETACH PARTITION of a table partitioned through shardgate (create and drop partitions instead)",
+                    "partitioning DDL here (send it alone, as a simple Query: psql does)",
                 ));
             }
             let mut sets = BTreeSet::new();

@@ -86,6 +86,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         self.txn.drop_broken();
         self.txn.end_block();
+        if commit && result.is_ok() && !t.partitioned.is_empty() {
+            // The block's partitioning DDL is the map now, for this session's next
+            // statement (the other processes hear the catalog's NOTIFY).
+            if let Err(e) = self.shared.reload_map().await {
+                tracing::warn!("reading the catalog after a commit: {e}");
+            }
+        }
         result
     }
 

@@ -8,7 +8,7 @@ use super::Session;
 use crate::analyze::Stmt;
 use crate::error::SgResult;
 use crate::error::{code, SgError};
-use crate::plan::partition::{classify, classify_cmd, PartitionDdl};
+use crate::plan::partition::{classify_text, PartitionDdl};
 use crate::plan::{Combine, Plan};
 
 /// The session setting that places the next partitions on a node (`SET shardgate.node`).
@@ -33,14 +33,8 @@ fn set_value(sql: &str) -> String {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Runs `text` if it is partitioning DDL: Some(succeeded), or None for other statements.
     pub async fn partition_ddl(&mut self, stmt: &Stmt, text: &str) -> SgResult<Option<bool>> {
-        let ast = crate::analyze::parse_sql(text)
-            .ok()
-            .and_then(|mut v| v.pop());
-        let cmd = match ast {
-            Some(_) => None,
-            None => crate::analyze::attach::parse(text),
-        };
-        if ast.is_none() && cmd.is_none() {
+        if stmt.refuse.is_some() {
+            // Refused at analysis (a foreign key shardgate cannot keep): the planner says so.
             return Ok(None);
         }
         let value = self.settings.get(NODE_SETTING).map(|sql| set_value(sql));
@@ -60,12 +54,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
         };
-        let map = &self.shared.config.shardmap;
-        let classified = match (&ast, &cmd) {
-            (Some(ast), _) => classify(ast, map, chosen),
-            (None, Some(cmd)) => classify_cmd(cmd, map),
-            (None, None) => Ok(None),
-        };
+        let shared = self.shared.clone();
+        let map = &shared.config.shardmap;
+        let classified = classify_text(text, map, chosen);
         let ddl = match classified {
             Ok(Some(d)) => d,
             Ok(None) => return Ok(None),
@@ -74,12 +65,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(Some(false));
             }
         };
-        if self.txn.txn.is_some() {
-            self.error(&SgError::unsupported(
-                "partitioning DDL inside a transaction block or a multi-statement string (send it as a statement of its own)",
-            ));
-            return Ok(Some(false));
-        }
         let why = match &ddl {
             PartitionDdl::CreateParent { table, .. } => {
                 format!("partitioned table \"{table}\" on every node")
@@ -98,16 +83,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             learn: None,
             returning_order: Vec::new(),
         };
-        // The DDL and the catalog's record commit together, or neither does.
-        self.begin_implicit();
-        if let Err(e) = self.before_run(&plan, stmt) {
+        // The DDL and the catalog's record commit together, or neither does: in the client's
+        // transaction (the map changes when it commits), else in one of their own.
+        let inside = self.txn.txn.is_some();
+        if !inside {
+            self.begin_implicit();
+        }
+        // Partitioning DDL on a table whose partitions the block changed already is fine:
+        // every node checks it against them (they are on every node).
+        let pending = self
+            .txn
+            .txn
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.partitioned));
+        let checked = self.before_run(&plan, stmt);
+        if let (Some(t), Some(p)) = (self.txn.txn.as_mut(), pending) {
+            t.partitioned.extend(p);
+        }
+        if let Err(e) = checked {
             self.error(&e);
-            self.end_implicit().await?;
+            if !inside {
+                self.end_implicit().await?;
+            }
             return Ok(Some(false));
         }
         let catalog = self.shared.config.catalog_node;
         if let Some(t) = self.txn.txn.as_mut() {
             t.wrote.insert(catalog);
+            t.wrote.extend(ddl.nodes(map));
+            t.partitioned.extend(ddl.tables());
         }
         let ok = self.run_per_node(&plan).await?;
         if ok {
@@ -120,13 +124,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.error(&e);
             }
         }
+        if inside {
+            if self.errored {
+                if let Some(t) = self.txn.txn.as_mut() {
+                    t.failed = true;
+                }
+            }
+            return Ok(Some(!self.errored));
+        }
+        // Its own transaction: the map changes with its COMMIT (`Session::finish`).
         self.end_implicit().await?;
         self.txn.release();
-        if !self.errored {
-            if let Err(e) = self.shared.reload_map().await {
-                tracing::warn!("reading the catalog after {text}: {e}");
-            }
-        }
         Ok(Some(!self.errored))
     }
 }

@@ -37,6 +37,9 @@ pub struct Txn {
     /// Each SAVEPOINT: its name, the settings then and the length of `savepoints` after it,
     /// for ROLLBACK TO.
     pub marks: Vec<(String, BTreeMap<String, String>, usize)>,
+    /// Tables partitioning DDL of the block changed: the map changes at COMMIT, so until
+    /// then statements naming them are refused (they would be placed by the old map).
+    pub partitioned: BTreeSet<String>,
 }
 
 /// The isolation level a block asked for, as far as shardgate must know it.
@@ -87,6 +90,7 @@ impl Txn {
             started: std::time::SystemTime::now(),
             settings_before: settings.clone(),
             marks: Vec::new(),
+            partitioned: BTreeSet::new(),
         }
     }
 }
@@ -250,6 +254,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub fn before_run(&mut self, plan: &Plan, stmt: &crate::analyze::Stmt) -> SgResult<()> {
         if let Some(w) = &stmt.warning {
             self.push(&crate::protocol::backend::warning("01000", w));
+        }
+        if let Some(t) = self.txn.txn.as_ref() {
+            if let Some(name) = mentioned(&stmt.text, &t.partitioned) {
+                return Err(SgError::unsupported(format!(
+                    "a statement naming \"{name}\" after partitioning DDL on it in the same transaction (shardgate places its rows by the new partitions once the transaction commits: COMMIT first)"
+                )));
+            }
         }
         let nodes = plan.nodes();
         if stmt.sticky {
@@ -429,4 +440,21 @@ fn runs_outside_transactions(text: &str) -> bool {
         "create" | "drop" | "reindex" => words.iter().any(|x| x == "concurrently"),
         _ => false,
     }
+}
+
+/// The first of `names` that `text` names, word for word (case-insensitively; quoted names
+/// as written).
+pub fn mentioned<'a>(text: &str, names: &'a BTreeSet<String>) -> Option<&'a str> {
+    if names.is_empty() {
+        return None;
+    }
+    let lower = text.to_lowercase();
+    let words: BTreeSet<&str> = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .chain(text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$')))
+        .collect();
+    names
+        .iter()
+        .find(|n| words.contains(n.as_str()))
+        .map(String::as_str)
 }

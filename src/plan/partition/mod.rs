@@ -64,6 +64,17 @@ impl PartitionDdl {
         (0..map.node_count).collect()
     }
 
+    /// The tables whose layout the statement changes.
+    pub fn tables(&self) -> Vec<String> {
+        match self {
+            PartitionDdl::CreateParent { table, .. } => vec![table.clone()],
+            PartitionDdl::CreatePartition { name, parent, .. }
+            | PartitionDdl::Attach { name, parent, .. }
+            | PartitionDdl::Detach { name, parent } => vec![name.clone(), parent.clone()],
+            PartitionDdl::Drop { names } => names.clone(),
+        }
+    }
+
     /// What each node runs for the client's statement `text`.
     pub fn statements(&self, text: &str, map: &ShardMap) -> Vec<(usize, Vec<String>)> {
         self.nodes(map)
@@ -147,6 +158,24 @@ pub fn classify(
             Ok(Some(PartitionDdl::Drop { names }))
         }
         _ => Ok(None),
+    }
+}
+
+/// What a statement's text asks of the partitioned tables, if anything.
+pub fn classify_text(
+    text: &str,
+    map: &ShardMap,
+    chosen: Option<usize>,
+) -> SgResult<Option<PartitionDdl>> {
+    match crate::analyze::parse_sql(text)
+        .ok()
+        .and_then(|mut v| v.pop())
+    {
+        Some(ast) => classify(&ast, map, chosen),
+        None => match crate::analyze::attach::parse(text) {
+            Some(cmd) => classify_cmd(&cmd, map),
+            None => Ok(None),
+        },
     }
 }
 

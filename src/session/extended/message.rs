@@ -6,7 +6,9 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::analyze::Kind;
 use crate::error::{SgError, SgResult};
+use crate::plan::partition::classify_text;
 use crate::plan::route::Values;
 use crate::plan::{Combine, Plan};
 use crate::protocol::backend as be;
@@ -74,9 +76,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     Some((p, b)) => (p, b, true),
                     None => (prepared, bind, false),
                 };
+                let partitioning = prepared.stmt().is_some_and(|s| {
+                    matches!(s.kind, Kind::CreateTable | Kind::Drop | Kind::AlterTable)
+                        && !matches!(
+                            classify_text(&prepared.parse.sql, &self.shared.config.shardmap, None),
+                            Ok(None)
+                        )
+                });
                 let run = if let Some(op) = prepared.session_op() {
                     b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
                     PortalRun::Session(op)
+                } else if partitioning {
+                    // Run at Execute as the simple protocol runs it (`Session::partition_ddl`).
+                    b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
+                    PortalRun::PartitionDdl
                 } else {
                     let stmt = prepared
                         .stmt()
@@ -291,6 +304,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             .await?;
                     }
                     PortalRun::Explain { .. } => {}
+                    PortalRun::PartitionDdl => {
+                        self.play(b, false).await?;
+                        self.errored = false;
+                        let done = match stmt.stmt() {
+                            Some(s) => {
+                                let s = s.clone();
+                                self.partition_ddl(&s, &stmt.parse.sql).await?
+                            }
+                            None => None,
+                        };
+                        if done != Some(true) {
+                            b.failed = true;
+                        }
+                    }
                     PortalRun::PerNode(p) => {
                         let p = p.clone();
                         self.play(b, false).await?;

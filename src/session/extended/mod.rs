@@ -55,6 +55,8 @@ pub enum PortalRun {
     Session(SessionOp),
     /// Rewritten per-node statements, run when executed.
     PerNode(Plan),
+    /// Partitioning DDL (`Session::partition_ddl`), run when executed.
+    PartitionDdl,
     /// A scatter-gather merge, run when executed.
     Merge {
         plan: Plan,
