@@ -436,3 +436,73 @@ async fn time_partitions_are_kept_ahead_and_dropped_behind() {
         .await;
     assert_eq!(a.map_err(|f| f.code), Err("23514".to_string()));
 }
+
+/// A node stopped during partitioning DDL: the statement fails, no node keeps the partition
+/// and the catalog does not record it; once the node is back, the same DDL succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioning_ddl_with_a_node_down_changes_nothing() {
+    let own = Own::start("part-down", 3, "", "").await;
+    let mut sg = Conn::connect(own.port, "app", "app-secret", "app")
+        .await
+        .expect("shardgate");
+    for sql in [
+        "CREATE TABLE d (day date NOT NULL, n int) PARTITION BY RANGE (day)",
+        "CREATE TABLE d_1 PARTITION OF d FOR VALUES FROM ('2024-01-01') TO ('2024-02-01')",
+    ] {
+        sg.run(Mode::Simple, sql).await.expect(sql);
+    }
+    let create = "CREATE TABLE d_2 PARTITION OF d FOR VALUES FROM ('2024-02-01') TO ('2024-03-01')";
+    own.stop_worker(2);
+    let a = sg.run(Mode::Simple, create).await;
+    assert!(a.is_err(), "{a:?}");
+    for i in 0..2 {
+        let n: i64 = own
+            .worker(i)
+            .await
+            .query_one("SELECT count(*) FROM pg_class WHERE relname = 'd_2'", &[])
+            .await
+            .expect("pg_class")
+            .get(0);
+        assert_eq!(n, 0, "worker {i} kept d_2");
+    }
+    let n: i64 = own
+        .worker(0)
+        .await
+        .query_one(
+            "SELECT count(*) FROM shardgate.partitions WHERE name = 'd_2'",
+            &[],
+        )
+        .await
+        .expect("catalog")
+        .get(0);
+    assert_eq!(n, 0);
+    own.start_worker(2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut c = Conn::connect(own.port, "app", "app-secret", "app")
+            .await
+            .expect("shardgate");
+        match c.run(Mode::Simple, create).await {
+            Ok(_) => break,
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "the DDL still fails with the node back: {e:?}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    sg = Conn::connect(own.port, "app", "app-secret", "app")
+        .await
+        .expect("shardgate");
+    sg.run(
+        Mode::Simple,
+        "INSERT INTO d VALUES ('2024-01-05', 1), ('2024-02-05', 2)",
+    )
+    .await
+    .expect("insert");
+    let a = sg
+        .run(Mode::Simple, "SELECT count(*) FROM d_2")
+        .await
+        .expect("count");
+    assert_eq!(a.rows, vec![vec![Some(b"1".to_vec())]]);
+}

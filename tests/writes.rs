@@ -379,10 +379,19 @@ async fn serial_ids_are_unique_across_nodes() {
         mut sg,
         mut or,
     } = Pair::start_with("writes-ids", SERIAL_TABLES, SERIAL_DDL).await;
-    let steps: [(wire::Mode, &str); 16] = [
+    let steps: [(wire::Mode, &str); 19] = [
+        // currval and lastval are the session's own, as on one PostgreSQL.
+        (
+            wire::Mode::Simple,
+            "SELECT currval(pg_get_serial_sequence('s', 'id'))",
+        ),
         (
             wire::Mode::Simple,
             "INSERT INTO s (name) VALUES ('a'), ('b'), ('c') RETURNING id, name",
+        ),
+        (
+            wire::Mode::Simple,
+            "SELECT currval(pg_get_serial_sequence('s', 'id')), lastval()",
         ),
         (
             wire::Mode::Simple,
@@ -437,6 +446,10 @@ async fn serial_ids_are_unique_across_nodes() {
         (
             wire::Mode::Simple,
             "INSERT INTO s (name) VALUES ('after') RETURNING id",
+        ),
+        (
+            wire::Mode::ExtText,
+            "SELECT currval(pg_get_serial_sequence('s', 'id')), lastval()",
         ),
     ];
     for (mode, sql) in steps {

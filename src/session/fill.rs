@@ -112,8 +112,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let sql = cols.values_sql(&f.need);
         let node = self.shared.config.default_node;
         // Inside a transaction the session's own connection computes them (now() is the
-        // transaction's); otherwise any pooled one: nextval is not transactional.
-        let frames = if self.txn.txn.is_some() {
+        // transaction's). So does it where they call nextval: the connection then stays with
+        // the session (`analyze::sticky`), so its currval/lastval give these ids, as on one
+        // PostgreSQL. Otherwise any pooled one.
+        let sequence = sql.to_ascii_lowercase().contains("nextval");
+        if sequence {
+            self.txn.sticky.insert(node);
+        }
+        let frames = if self.txn.txn.is_some() || sequence {
             self.backend(node).await?.run(&sql).await?
         } else {
             let mut c = self.shared.acquire(node).await?;
