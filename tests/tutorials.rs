@@ -10,10 +10,13 @@
 //! user_id LIMIT 10` ties (now `ORDER BY user_id, id`).
 
 mod common;
+#[path = "common/wire.rs"]
+mod wire;
 
 use std::process::Command;
 
 use common::own::Own;
+use wire::{Conn, Mode};
 
 const SCRIPT: &str = r#"
 CREATE TABLE users (id uuid PRIMARY KEY, name text);
@@ -136,6 +139,34 @@ async fn tutorial_001_balanced_ranges_through_psql() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(spread, vec![3, 3, 2]);
+    // The same split in one call: eight partitions of 50 users each.
+    let mut sg = Conn::connect(own.port, "app", "app-secret", "app")
+        .await
+        .expect("shardgate");
+    for sql in [
+        "CREATE TABLE visits (user_id uuid NOT NULL, n int) PARTITION BY RANGE (user_id)",
+        "SELECT shardgate.create_balanced_partitions('visits', 8, 'users', 'id')",
+        "INSERT INTO visits SELECT id, 1 FROM users",
+    ] {
+        sg.run(Mode::Simple, sql).await.expect(sql);
+    }
+    for i in 1..=8 {
+        let a = sg
+            .run(
+                Mode::Simple,
+                &format!("SELECT count(*) FROM visits_p{i:04}"),
+            )
+            .await
+            .expect("count");
+        assert_eq!(a.rows, vec![vec![Some(b"50".to_vec())]], "visits_p{i:04}");
+    }
+    let a = sg
+        .run(
+            Mode::Simple,
+            "SELECT shardgate.create_balanced_partitions('visits', 8, 't')",
+        )
+        .await;
+    assert_eq!(a.map_err(|f| f.code), Err("0A000".to_string()));
     // The tutorial's last table references user_events' key from a plain table: a foreign
     // key shardgate cannot keep across nodes, refused at CREATE.
     let sql = "CREATE TABLE user_event_details (event_id uuid NOT NULL, user_id uuid NOT NULL, details jsonb, \

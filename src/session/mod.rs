@@ -2,6 +2,7 @@
 //! frames, the transaction state, and the worker connections the session holds.
 
 pub mod auth;
+pub mod balanced;
 pub mod commit;
 pub mod explain;
 pub mod extended;

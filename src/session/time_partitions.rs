@@ -42,8 +42,13 @@ enum Call {
     },
 }
 
-/// The call, when the statement is exactly `SELECT shardgate.<function>(...)`.
-fn call(text: &str) -> SgResult<Option<Call>> {
+/// The arguments of a call to one of `known` (name, parameter names), when the statement is
+/// exactly `SELECT shardgate.<function>(...)`: the function's name and each parameter's
+/// argument, by position or by name.
+pub(super) fn shardgate_call(
+    text: &str,
+    known: &[(&'static str, &'static [&'static str])],
+) -> SgResult<Option<(&'static str, Vec<Option<Expr>>)>> {
     let Some(Statement::Query(q)) = crate::analyze::parse_sql(text)
         .ok()
         .and_then(|mut v| v.pop())
@@ -57,11 +62,9 @@ fn call(text: &str) -> SgResult<Option<Call>> {
     else {
         return Ok(None);
     };
-    let name = f.name.to_string().to_ascii_lowercase();
-    let which = match name.as_str() {
-        "shardgate.create_time_partitions" => "create",
-        "shardgate.drop_time_partitions" => "drop",
-        _ => return Ok(None),
+    let called = f.name.to_string().to_ascii_lowercase();
+    let Some((name, params)) = known.iter().find(|(n, _)| *n == called).copied() else {
+        return Ok(None);
     };
     if !sel.from.is_empty() {
         return Err(SgError::unsupported(format!("{name} over a FROM clause")));
@@ -71,11 +74,6 @@ fn call(text: &str) -> SgResult<Option<Call>> {
             "42883",
             format!("function {name}() does not exist"),
         ));
-    };
-    let params: &[&str] = if which == "create" {
-        &["table_name", "partition_interval", "end_at", "start_from"]
-    } else {
-        &["table_name", "older_than"]
     };
     let mut got: Vec<Option<Expr>> = vec![None; params.len()];
     for (i, a) in list.args.iter().enumerate() {
@@ -114,21 +112,45 @@ fn call(text: &str) -> SgResult<Option<Call>> {
             }
         }
     }
-    let table = match got.first().cloned().flatten() {
+    Ok(Some((name, got)))
+}
+
+/// A table name given as a string constant.
+pub(super) fn table_arg(name: &str, e: Option<&Expr>) -> SgResult<String> {
+    match e {
         Some(Expr::Value(v)) => match &v.value {
-            sqlparser::ast::Value::SingleQuotedString(s) => s.replace("''", "'").to_lowercase(),
-            _ => {
-                return Err(SgError::unsupported(format!(
-                    "{name}(): the table as a string constant"
-                )))
-            }
-        },
-        _ => {
-            return Err(SgError::unsupported(format!(
+            sqlparser::ast::Value::SingleQuotedString(s) => Ok(s.replace("''", "'").to_lowercase()),
+            _ => Err(SgError::unsupported(format!(
                 "{name}(): the table as a string constant"
-            )))
-        }
+            ))),
+        },
+        _ => Err(SgError::unsupported(format!(
+            "{name}(): the table as a string constant"
+        ))),
+    }
+}
+
+/// The call, when the statement calls one of the time-partition functions.
+fn call(text: &str) -> SgResult<Option<Call>> {
+    let known: &[(&str, &[&str])] = &[
+        (
+            "shardgate.create_time_partitions",
+            &["table_name", "partition_interval", "end_at", "start_from"],
+        ),
+        (
+            "shardgate.drop_time_partitions",
+            &["table_name", "older_than"],
+        ),
+    ];
+    let Some((name, got)) = shardgate_call(text, known)? else {
+        return Ok(None);
     };
+    let which = if name == "shardgate.create_time_partitions" {
+        "create"
+    } else {
+        "drop"
+    };
+    let table = table_arg(name, got.first().and_then(|e| e.as_ref()))?;
     let arg = |i: usize| got.get(i).cloned().flatten().map(|e| e.to_string());
     let missing = |p: &str| SgError::new("42883", format!("{name}(): {p} is required"));
     Ok(Some(match which {
@@ -301,7 +323,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Runs partitioning DDL shardgate wrote itself; its command tag is not the client's
     /// (an error is).
-    async fn quietly(&mut self, sql: &str, kind: Kind) -> SgResult<bool> {
+    pub(super) async fn quietly(&mut self, sql: &str, kind: Kind) -> SgResult<bool> {
         let mark = self.out.len();
         let stmt = Stmt::new(kind, sql);
         let ok = self.partition_ddl(&stmt, sql).await?.unwrap_or(false);
@@ -313,7 +335,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// The text rows of a query shardgate runs on a node for its own purposes; None after
     /// reporting the node's error to the client.
-    async fn rows_on(&mut self, node: usize, sql: &str) -> SgResult<Option<Vec<Vec<String>>>> {
+    pub(super) async fn rows_on(
+        &mut self,
+        node: usize,
+        sql: &str,
+    ) -> SgResult<Option<Vec<Vec<String>>>> {
         let frames = match self.backend(node).await?.run(sql).await {
             Ok(f) => f,
             Err(e) => {

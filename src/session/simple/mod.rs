@@ -171,6 +171,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if let Some(done) = self.time_partitions(text).await? {
                 return Ok(done);
             }
+            if let Some(done) = self.balanced_partitions(text).await? {
+                return Ok(done);
+            }
         }
         // `shardgate.shards`: the node's rows in place of the view.
         let shards = if matches!(stmt.kind, Kind::Select { .. }) {
