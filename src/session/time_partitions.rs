@@ -42,13 +42,16 @@ enum Call {
     },
 }
 
+/// A `shardgate.*` function's name and its arguments by parameter.
+pub(super) type CallArgs = (&'static str, Vec<Option<Expr>>);
+
 /// The arguments of a call to one of `known` (name, parameter names), when the statement is
 /// exactly `SELECT shardgate.<function>(...)`: the function's name and each parameter's
 /// argument, by position or by name.
 pub(super) fn shardgate_call(
     text: &str,
     known: &[(&'static str, &'static [&'static str])],
-) -> SgResult<Option<(&'static str, Vec<Option<Expr>>)>> {
+) -> SgResult<Option<CallArgs>> {
     let Some(Statement::Query(q)) = crate::analyze::parse_sql(text)
         .ok()
         .and_then(|mut v| v.pop())
