@@ -217,11 +217,15 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
             Stmt::new(Kind::Show, text)
         }
         Statement::Discard { .. } => Stmt::new(Kind::Set(SetAction::ResetAll), text),
-        Statement::Explain {
-            statement, analyze, ..
-        } => {
+        Statement::Explain { statement, .. } => {
             let inner = self::statement(statement, &statement.to_string(), map);
-            let mut s = Stmt::new(Kind::Explain { analyze: *analyze }, text);
+            // EXPLAIN (ANALYZE) runs the statement as EXPLAIN ANALYZE does; a FORMAT
+            // shardgate cannot print is refused when planned (`plan::route`).
+            let analyze = super::explain::options(ast)
+                .ok()
+                .flatten()
+                .is_some_and(|o| o.analyze);
+            let mut s = Stmt::new(Kind::Explain { analyze }, text);
             s.accesses = inner.accesses.clone();
             s.explained = Some(Box::new(inner));
             s

@@ -10,6 +10,7 @@ pub mod classify;
 pub mod copy;
 pub mod depth;
 pub mod derived;
+pub mod explain;
 pub mod foreign;
 pub mod insert;
 pub mod pins;

@@ -94,6 +94,8 @@ pub enum Plan {
         analyze: bool,
         /// The explained statement's text.
         sql: String,
+        /// EXPLAIN options each node's EXPLAIN gets (`COSTS OFF`, `BUFFERS`...).
+        options: Vec<String>,
     },
     /// UPDATE of the distribution column (`moves`): `delete_sql` on each source node, the
     /// returned rows (with the assigned columns' new values) copied into their keys' nodes.

@@ -282,7 +282,9 @@ fn plan_statement(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> S
                 .as_ref()
                 .ok_or_else(|| SgError::internal("EXPLAIN without its statement"))?;
             // The statement as this text spells it (the analysis may come from another text).
-            let inner_text = match reparse(text)? {
+            let explain = reparse(text)?;
+            let options = crate::analyze::explain::options(&explain)?.unwrap_or_default();
+            let inner_text = match explain {
                 Statement::Explain { statement, .. } => statement.to_string(),
                 _ => inner.text.clone(),
             };
@@ -297,6 +299,7 @@ fn plan_statement(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> S
                 inner: Box::new(plan),
                 analyze: *analyze,
                 sql: inner_text,
+                options: options.pass,
             }
         }
         Kind::Select { .. } | Kind::Update | Kind::Delete | Kind::Insert => {

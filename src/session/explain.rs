@@ -53,7 +53,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub async fn explain(
         &mut self,
         inner: &Plan,
-        analyze: bool,
+        (analyze, options): (bool, &[String]),
         sql: &str,
         describe: bool,
         has_params: bool,
@@ -76,10 +76,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 if !analyze && i > 0 {
                     break;
                 }
+                // The client's options reach every node's EXPLAIN; with ANALYZE, shardgate
+                // reads each node's execution time from the summary, so it keeps it on.
                 let q = if analyze {
-                    format!("EXPLAIN (ANALYZE, SUMMARY ON) {node_sql}")
-                } else {
+                    let mut o = vec!["ANALYZE".to_string(), "SUMMARY ON".to_string()];
+                    o.extend(
+                        options
+                            .iter()
+                            .filter(|x| !x.to_ascii_uppercase().starts_with("SUMMARY"))
+                            .cloned(),
+                    );
+                    format!("EXPLAIN ({}) {node_sql}", o.join(", "))
+                } else if options.is_empty() {
                     format!("EXPLAIN {node_sql}")
+                } else {
+                    format!("EXPLAIN ({}) {node_sql}", options.join(", "))
                 };
                 let rows = match self.text_rows(*node, &q).await? {
                     Ok(r) => r,

@@ -294,13 +294,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                                 inner,
                                 analyze,
                                 sql,
+                                options,
                             },
                         has_params,
                     } => {
-                        let (inner, analyze, sql, has_params) =
-                            (inner.clone(), *analyze, sql.clone(), *has_params);
+                        let (inner, analyze, sql, has_params, options) = (
+                            inner.clone(),
+                            *analyze,
+                            sql.clone(),
+                            *has_params,
+                            options.clone(),
+                        );
                         self.play(b, false).await?;
-                        self.explain(&inner, analyze, &sql, false, has_params)
+                        self.explain(&inner, (analyze, &options), &sql, false, has_params)
                             .await?;
                     }
                     PortalRun::Explain { .. } => {}

@@ -283,7 +283,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 inner,
                 analyze,
                 sql,
-            } => self.explain(inner, *analyze, sql, true, false).await?,
+                options,
+            } => {
+                self.explain(inner, (*analyze, options), sql, true, false)
+                    .await?
+            }
             Plan::PerNode { .. } | Plan::InsertSelect { .. } | Plan::MoveRows { .. } => {
                 self.run_per_node(&p).await?;
             }
