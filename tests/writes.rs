@@ -509,3 +509,44 @@ async fn serial_ids_are_unique_across_nodes() {
         assert_eq!(copies, 5, "reference copy on worker {i}");
     }
 }
+
+/// SQL-level PREPARE / EXECUTE / DEALLOCATE answer as on one PostgreSQL: each EXECUTE is
+/// routed by its own arguments, fills serial ids, and errors carry PostgreSQL's codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_prepare_and_execute_as_on_postgres() {
+    let Pair {
+        own: _own,
+        mut sg,
+        mut or,
+    } = Pair::start_with("writes-prepare", SERIAL_TABLES, SERIAL_DDL).await;
+    for sql in [
+        "EXECUTE nope(1)",
+        "PREPARE ins (text) AS INSERT INTO s (name) VALUES ($1) RETURNING id, name",
+        "PREPARE ins (text) AS SELECT 1",
+        "EXECUTE ins('p1')",
+        "EXECUTE ins('p2')",
+        "EXECUTE ins('p3')",
+        "PREPARE get (int) AS SELECT id, name FROM s WHERE id = $1",
+        "EXECUTE get(1)",
+        "EXECUTE get(3)",
+        "EXECUTE get(1, 2)",
+        "PREPARE cnt AS SELECT count(*), count(DISTINCT id), max(name) FROM s",
+        "EXECUTE cnt",
+        "PREPARE upd (int, text) AS UPDATE s SET name = $2 WHERE id = $1",
+        "EXECUTE upd(2, 'two')",
+        "EXECUTE get(2)",
+        "DEALLOCATE get",
+        "EXECUTE get(1)",
+        "DEALLOCATE PREPARE get",
+        "DEALLOCATE ALL",
+        "EXECUTE cnt",
+    ] {
+        let a = sg.run(wire::Mode::Simple, sql).await;
+        let b = or.run(wire::Mode::Simple, sql).await;
+        let show = |o: &wire::Outcome| match o {
+            Ok(a) => format!("ok {} {:?}", a.tag, a.rows),
+            Err(f) => format!("error {} {}", f.code, f.message),
+        };
+        assert_eq!(show(&a), show(&b), "{sql}");
+    }
+}

@@ -241,7 +241,7 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
         Statement::Prepare { .. } | Statement::Execute { .. } | Statement::Deallocate { .. } => {
             let mut s = Stmt::new(Kind::Other, text);
             s.refuse = Some(SgError::unsupported(
-                "SQL-level PREPARE/EXECUTE/DEALLOCATE (use the extended query protocol)",
+                "SQL-level PREPARE/EXECUTE/DEALLOCATE in the extended query protocol (send them as simple Queries)",
             ));
             s
         }

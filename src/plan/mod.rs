@@ -11,6 +11,7 @@ pub mod insert;
 pub mod merge;
 pub mod moves;
 pub mod partition;
+pub mod prepared;
 pub mod route;
 pub mod shards;
 

@@ -15,6 +15,7 @@ pub mod partition;
 pub mod settings;
 pub mod shards;
 pub mod simple;
+pub mod sql_prepared;
 pub mod startup;
 pub mod time_partitions;
 pub mod tls;
@@ -49,6 +50,8 @@ pub struct Session<S> {
     /// What the prepared statements are assumed to hold (`analyze::cache::cost`), bounded.
     pub statements_bytes: usize,
     pub portals: HashMap<String, extended::Portal>,
+    /// SQL-level prepared statements (PREPARE), by name.
+    pub sql_prepared: HashMap<String, crate::plan::prepared::SqlPrepared>,
     /// The last statement reported an error (set by `error` and by forwarded worker errors).
     pub errored: bool,
     /// The worker connections held now, for CancelRequest (shared with the server's registry).
@@ -74,6 +77,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             statements: HashMap::new(),
             statements_bytes: 0,
             portals: HashMap::new(),
+            sql_prepared: HashMap::new(),
             errored: false,
             active: Default::default(),
             batch_synced: false,

@@ -175,6 +175,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(done);
             }
         }
+        // SQL-level PREPARE/EXECUTE/DEALLOCATE: EXECUTE runs its statement in its place.
+        // Read from the text itself: a cached analysis has its constants lifted out.
+        let own = matches!(
+            stmt.ast,
+            Some(
+                sqlparser::ast::Statement::Prepare { .. }
+                    | sqlparser::ast::Statement::Execute { .. }
+                    | sqlparser::ast::Statement::Deallocate { .. }
+            )
+        )
+        .then(|| {
+            crate::analyze::parse_sql(text)
+                .ok()
+                .and_then(|mut v| v.pop())
+        })
+        .flatten();
+        match self.sql_prepared(own.as_ref())? {
+            crate::session::sql_prepared::Prepared::No => {}
+            crate::session::sql_prepared::Prepared::Done(ok) => return Ok(ok),
+            crate::session::sql_prepared::Prepared::Run(sql) => {
+                // The statement runs as if sent itself (filled ids, routing by its values).
+                let analyzed = self.shared.cache.simple(&sql, &self.shared.config.shardmap);
+                let Some(s) = analyzed.analysis.stmts.first().cloned() else {
+                    return Err(SgError::internal("an executed statement vanished"));
+                };
+                let v = Values {
+                    literals: &analyzed.literals,
+                    ..*values
+                };
+                return Box::pin(self.run_stmt(&s, &sql, &v, frame, false)).await;
+            }
+        };
         // `shardgate.shards`: the node's rows in place of the view.
         let shards = if matches!(stmt.kind, Kind::Select { .. }) {
             match self.shards_view(text).await {
@@ -356,6 +388,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         .starts_with("discard")
                     {
                         self.settings.clear();
+                        self.sql_prepared.clear();
                         self.txn.discard();
                         self.push(&be::command_complete("DISCARD ALL"));
                         return Ok(());
