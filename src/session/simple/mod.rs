@@ -200,8 +200,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 let Some(s) = analyzed.analysis.stmts.first().cloned() else {
                     return Err(SgError::internal("an executed statement vanished"));
                 };
+                // One clock for every node's now(), as the statement sent itself would get.
+                let clock = s.stable_time.then(|| self.clock());
                 let v = Values {
                     literals: &analyzed.literals,
+                    clock: clock.as_ref().or(values.clock),
                     ..*values
                 };
                 return Box::pin(self.run_stmt(&s, &sql, &v, frame, false)).await;
