@@ -93,34 +93,89 @@ async fn what_a_node_cannot_make_true_is_refused_at_create() {
         "INSERT INTO ev SELECT id, 1 FROM generate_series(1, 30) id",
     )
     .await;
-    // A table from a query's rows: only where all the rows are on the default node.
-    refused(
-        &mut c,
-        "CREATE TABLE copy1 AS SELECT * FROM us",
-        "CREATE TABLE ... AS",
-    )
-    .await;
-    refused(&mut c, "SELECT * INTO copy2 FROM us", "SELECT ... INTO").await;
-    refused(
+    // A table from a query's rows: the query merged across nodes as any client query, the
+    // table on the default node with every row.
+    let a = ok(&mut c, "CREATE TABLE copy1 AS SELECT * FROM us").await;
+    assert_eq!(a.tag, "SELECT 30");
+    let a = ok(&mut c, "SELECT * INTO copy2 FROM us WHERE id > 10").await;
+    assert_eq!(a.tag, "SELECT 20");
+    let a = ok(
         &mut c,
         "CREATE TABLE copy3 AS SELECT country, count(*) FROM us GROUP BY country",
+    )
+    .await;
+    assert_eq!(a.tag, "SELECT 2");
+    let w0 = own.worker(0).await;
+    let held: Vec<(String, i64)> = w0
+        .query("SELECT country, count FROM copy3 ORDER BY 1", &[])
+        .await
+        .expect("copy3 on the default node")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(held, vec![("DE".into(), 15), ("FR".into(), 15)]);
+    let n: i64 = w0
+        .query_one(
+            "SELECT count(*) + (SELECT count(*) FROM copy2) FROM copy1",
+            &[],
+        )
+        .await
+        .expect("copies")
+        .get(0);
+    assert_eq!(n, 50);
+    // Rolled back with the block; refused where shardgate cannot make it yet.
+    ok(&mut c, "BEGIN").await;
+    ok(&mut c, "CREATE TABLE copy6 AS SELECT * FROM us").await;
+    ok(&mut c, "ROLLBACK").await;
+    match c.run(Mode::Simple, "SELECT * FROM copy6").await {
+        Err(f) => assert_eq!(f.code, "42P01", "{}", f.message),
+        Ok(a) => panic!("copy6 outlived its ROLLBACK: {}", a.tag),
+    }
+    refused(
+        &mut c,
+        "CREATE TEMP TABLE copy7 AS SELECT * FROM us",
         "CREATE TABLE ... AS",
     )
     .await;
+    match c
+        .run(Mode::ExtText, "CREATE TABLE copy8 AS SELECT * FROM us")
+        .await
+    {
+        Err(f) => assert_eq!(f.code, "0A000", "{}", f.message),
+        Ok(a) => panic!("extended CREATE TABLE AS ran: {}", a.tag),
+    }
     refused(
         &mut c,
         "CREATE VIEW v AS SELECT * FROM us",
         "distributed table",
     )
     .await;
-    refused(
+    // A materialized view: a real one on the default node, its rows merged; REFRESH reads
+    // the nodes again.
+    let a = ok(
         &mut c,
-        "CREATE MATERIALIZED VIEW mv AS SELECT * FROM us",
-        "distributed table",
+        "CREATE MATERIALIZED VIEW mv AS SELECT country, count(*) AS n FROM us GROUP BY country",
     )
     .await;
+    assert_eq!(a.tag, "SELECT 2");
+    ok(&mut c, "INSERT INTO us VALUES (31, 'DE')").await;
+    let a = ok(&mut c, "REFRESH MATERIALIZED VIEW mv").await;
+    assert_eq!(a.tag, "REFRESH MATERIALIZED VIEW");
+    let a = ok(&mut c, "SELECT n FROM mv WHERE country = 'DE'").await;
+    assert_eq!(a.rows, vec![vec![Some(b"16".to_vec())]]);
+    ok(&mut c, "DELETE FROM us WHERE id = 31").await;
+    ok(&mut c, "DROP MATERIALIZED VIEW mv").await;
+    let left: i64 = w0
+        .query_one(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'shardgate_views'",
+            &[],
+        )
+        .await
+        .expect("views' rows")
+        .get(0);
+    assert_eq!(left, 0);
     ok(&mut c, "CREATE TABLE copy4 AS SELECT * FROM countries").await;
-    let w0 = own.worker(0).await;
     let on_default = w0
         .query_one("SELECT id FROM us ORDER BY id LIMIT 1", &[])
         .await

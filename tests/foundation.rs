@@ -31,15 +31,12 @@ async fn placement_hash_tables_follow_postgres_partitioning() {
                 );
             }
             let parts = partitions(&w, table).await;
-            let want: BTreeSet<String> = (0..modulus)
+            let owned: BTreeSet<String> = (0..modulus)
                 .filter(|r| r % 3 == i as u64)
                 .map(|r| format!("{table}_{r}"))
                 .collect();
-            assert_eq!(
-                parts.keys().cloned().collect::<BTreeSet<_>>(),
-                want,
-                "{table} partitions on worker {i}"
-            );
+            let all = (0..modulus).map(|r| format!("{table}_{r}")).collect();
+            whole_tree(&w, &parts, all, &owned).await;
             for (name, bound) in &parts {
                 let r = name.rsplit('_').next().unwrap_or("");
                 assert_eq!(
@@ -64,23 +61,41 @@ async fn placement_hash_tables_follow_postgres_partitioning() {
     }
 }
 
+/// Every worker holds the table's whole partition tree (as psql's `\\d+` reads it), the
+/// partitions it does not own empty.
+async fn whole_tree(
+    w: &tokio_postgres::Client,
+    parts: &std::collections::BTreeMap<String, String>,
+    all: BTreeSet<String>,
+    owned: &BTreeSet<String>,
+) {
+    assert_eq!(parts.keys().cloned().collect::<BTreeSet<_>>(), all);
+    for p in all.difference(owned) {
+        let n = rows(w, &format!("SELECT count(*)::text FROM {p}")).await;
+        assert_eq!(
+            n[0][0].as_deref(),
+            Some("0"),
+            "rows in {p}, owned elsewhere"
+        );
+    }
+}
+
 #[tokio::test]
 async fn placement_range_table_follows_bounds() {
     env();
     for i in 0..NODES {
         let w = worker(i).await;
         let parts = partitions(&w, "sales_analytics").await;
-        let want: BTreeSet<String> = SALES_RANGES
+        let owned: BTreeSet<String> = SALES_RANGES
             .iter()
             .enumerate()
             .filter(|(_, r)| r.2 == i)
             .map(|(s, _)| format!("sales_analytics_{s}"))
             .collect();
-        assert_eq!(
-            parts.keys().cloned().collect::<BTreeSet<_>>(),
-            want,
-            "partitions on worker {i}"
-        );
+        let all = (0..SALES_RANGES.len())
+            .map(|s| format!("sales_analytics_{s}"))
+            .collect();
+        whole_tree(&w, &parts, all, &owned).await;
         for (s, (from, to, _)) in SALES_RANGES.iter().enumerate().filter(|(_, r)| r.2 == i) {
             let q = |v: &str| {
                 if v.ends_with("VALUE") {
@@ -151,11 +166,11 @@ async fn placement_list_table_follows_lists() {
             }
             want.insert("regional_sales_default".into());
         }
-        assert_eq!(
-            parts.keys().cloned().collect::<BTreeSet<_>>(),
-            want,
-            "partitions on worker {i}"
-        );
+        let mut all: BTreeSet<String> = (0..REGION_LISTS.len())
+            .map(|s| format!("regional_sales_{s}"))
+            .collect();
+        all.insert("regional_sales_default".into());
+        whole_tree(&w, &parts, all, &want).await;
     }
     assert_rows_split_exactly("regional_sales").await;
 }

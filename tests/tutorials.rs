@@ -1,4 +1,9 @@
-//! Tutorial 001 (../shared/tutorials) run through psql, as a user runs it: range partitions
+//! The tutorials (../shared/tutorials) run through psql as a user runs them, from an empty
+//! cluster, against one plain PostgreSQL with the same DDL and rows (database `oracle`):
+//! 000, 002 and 003 from the scripts in tests/tutorials/ (each says what it changed), 001
+//! below.
+//!
+//! Tutorial 001 run through psql, as a user runs it: range partitions
 //! of `user_events` whose bounds split `users.id` evenly, made with the tutorial's own
 //! boundary query and psql's `\gexec` (the tutorial's DO block, which PostgreSQL would run on
 //! one node, is the one change), then its data and queries. psql prints the same text through
@@ -174,4 +179,122 @@ async fn tutorial_001_balanced_ranges_through_psql() {
                PRIMARY KEY (event_id))";
     let refused = psql(own.port, APP, &["-c".as_ref(), sql.as_ref()]);
     assert!(refused.contains("not support"), "{refused}");
+}
+
+/// Runs `file` (tests/tutorials/) through psql on a server.
+fn psql_file(port: u16, login: (&str, &str, &str), file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tutorials")
+        .join(file);
+    psql(port, login, &["-f".as_ref(), path.as_os_str()])
+}
+
+const ORACLE: (&str, &str, &str) = ("postgres", "", "oracle");
+
+/// A cluster of three workers from an empty catalog, with the oracle database on worker 1.
+async fn tutorial_cluster(name: &str, tables: &str) -> Own {
+    let own = Own::start_with_tables(name, 3, "", "", tables).await;
+    own.worker(0)
+        .await
+        .batch_execute("CREATE DATABASE oracle")
+        .await
+        .expect("oracle db");
+    own
+}
+
+/// Tutorials 000 (hash on a uuid) and 003 (range with a DEFAULT, retention) through psql:
+/// the same text as on one PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tutorials_000_and_003_through_psql() {
+    let own = tutorial_cluster("tutorial-000-003", "").await;
+    for file in ["000.sql", "003.sql"] {
+        let through = psql_file(own.port, APP, file);
+        let oracle = psql_file(own.worker_ports[0], ORACLE, file);
+        assert!(
+            through.starts_with("status exit status: 0"),
+            "{file}: {through}"
+        );
+        assert_eq!(through, oracle, "{file}");
+    }
+    // Each uuid's row is on the node holding its hash partition.
+    let w0 = own.worker(0).await;
+    let owners: Vec<(String, String)> = w0
+        .query(
+            "SELECT name, node FROM shardgate.partitions WHERE parent = 'users' ORDER BY name",
+            &[],
+        )
+        .await
+        .expect("catalog")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(owners.len(), 4);
+    for i in 0..own.worker_ports.len() {
+        let w = own.worker(i).await;
+        for (part, node) in &owners {
+            let n: i64 = w
+                .query_one(&format!("SELECT count(*) FROM {part}"), &[])
+                .await
+                .expect("count")
+                .get(0);
+            assert_eq!(
+                n > 0,
+                *node == format!("w{}", i + 1),
+                "{part} on w{}",
+                i + 1
+            );
+        }
+    }
+}
+
+/// Tutorial 002 through psql: its planner tables, range/hash/list/two-level partitioning,
+/// pruning, prepared statements, joins with a reference table, a materialized summary; its
+/// maintenance done by the built-in calls (the oracle runs the tutorial's functions), after
+/// which both hold the same partitions and rows. Its EXPLAINs and statistics queries run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tutorial_002_through_psql() {
+    let own = tutorial_cluster(
+        "tutorial-002",
+        "[[tables]]\nname = \"customers\"\nmethod = \"reference\"\n",
+    )
+    .await;
+    let steps = [
+        ("002.sql", "002.sql"),
+        (
+            "002-maintenance-shardgate.sql",
+            "002-maintenance-oracle.sql",
+        ),
+        ("002-after.sql", "002-after.sql"),
+    ];
+    for (mine, theirs) in steps {
+        let through = psql_file(own.port, APP, mine);
+        let oracle = psql_file(own.worker_ports[0], ORACLE, theirs);
+        assert!(
+            through.starts_with("status exit status: 0"),
+            "{mine}: {through}"
+        );
+        assert!(
+            oracle.starts_with("status exit status: 0"),
+            "{theirs}: {oracle}"
+        );
+        if mine == theirs {
+            assert_eq!(through, oracle, "{mine}");
+        }
+    }
+    let explained = psql_file(own.port, APP, "002-explain.sql");
+    assert!(
+        explained.starts_with("status exit status: 0"),
+        "{explained}"
+    );
+    // The materialized view is a real one on the default node, its rows merged from all.
+    let w0 = own.worker(0).await;
+    let n: i64 = w0
+        .query_one(
+            "SELECT count(*) FROM pg_matviews WHERE matviewname = 'monthly_sales_summary'",
+            &[],
+        )
+        .await
+        .expect("pg_matviews")
+        .get(0);
+    assert_eq!(n, 1);
 }

@@ -263,7 +263,7 @@ pub fn statement(ast: &Statement, text: &str, map: &ShardMap) -> Stmt {
             Some("vacuum" | "analyze" | "analyse" | "reindex" | "cluster" | "checkpoint")
         ) =>
         {
-            Stmt::new(Kind::Maintenance, text)
+            maintenance(text)
         }
         _ => {
             let mut s = Stmt::new(Kind::Other, text);
@@ -328,6 +328,59 @@ pub fn set_action(text: &str) -> SetAction {
 /// Statements the parser could not read: classified by leading keywords. A statement that
 /// names a distributed table is refused (the parser's complaint is most likely a real syntax
 /// error); anything else goes to the default node, which reports PostgreSQL's own errors.
+/// VACUUM, ANALYZE and friends, with the tables VACUUM and ANALYZE name (gram.y
+/// vacuum_relation_list: each a name with an optional column list, after optional options).
+fn maintenance(text: &str) -> Stmt {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let mut s = Stmt::new(Kind::Maintenance, text);
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, text).tokenize() else {
+        return s;
+    };
+    let mut words = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_)));
+    let verb = match words.next() {
+        Some(Token::Word(w)) => w.value.to_ascii_lowercase(),
+        _ => return s,
+    };
+    if !matches!(verb.as_str(), "vacuum" | "analyze" | "analyse") {
+        return s;
+    }
+    const OPTIONS: &[&str] = &[
+        "full",
+        "freeze",
+        "verbose",
+        "analyze",
+        "analyse",
+        "skip_locked",
+    ];
+    let (mut depth, mut expect_name, mut last) = (0, true, None::<String>);
+    for t in words {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Word(w) if depth == 0 => {
+                let v = match w.quote_style {
+                    Some(_) => w.value.clone(),
+                    None => w.value.to_lowercase(),
+                };
+                if expect_name && w.quote_style.is_none() && OPTIONS.contains(&v.as_str()) {
+                    continue;
+                }
+                expect_name = false;
+                last = Some(v);
+            }
+            Token::Period if depth == 0 => last = None,
+            Token::Comma if depth == 0 => {
+                s.ddl_tables.extend(last.take());
+                expect_name = true;
+            }
+            _ => {}
+        }
+    }
+    s.ddl_tables.extend(last);
+    s
+}
+
 /// The first distributed table a text names (any word, string bodies included).
 fn names_distributed(text: &str, map: &ShardMap) -> Option<String> {
     text.to_lowercase()
@@ -365,10 +418,13 @@ pub fn fallback(text: &str, map: &ShardMap, parse_error: &str) -> Stmt {
     let mentions_distributed = lower
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .any(|w| map.get(w).is_some());
+    if matches!(
+        first,
+        "vacuum" | "analyze" | "analyse" | "reindex" | "cluster" | "checkpoint"
+    ) {
+        return maintenance(text);
+    }
     let kind = match first {
-        "vacuum" | "analyze" | "analyse" | "reindex" | "cluster" | "checkpoint" => {
-            Kind::Maintenance
-        }
         "set" | "reset" | "discard" => Kind::Set(set_action(text)),
         "show" => Kind::Show,
         "begin" | "start" => Kind::Begin,

@@ -87,6 +87,22 @@ pub fn insert(ins: &sqlparser::ast::Insert, text: &str, map: &ShardMap) -> Stmt 
                     return s;
                 }
             };
+            // A key written as an expression (`md5('x')::uuid`, `gen_random_uuid()`) is
+            // computed by shardgate first, as a left-out key is (`plan::fill`).
+            let key_pos = key_index.or_else(|| map.key_position(&table));
+            if let (Some(ii), Some(k), Some(SetExpr::Values(v))) = (
+                s.insert_into.as_mut(),
+                key_pos,
+                ins.source.as_ref().map(|q| q.body.as_ref()),
+            ) {
+                ii.key_computed = v.rows.iter().zip(&rows).any(|(row, srcs): (_, &Vec<_>)| {
+                    matches!(srcs.get(k), Some(None))
+                        && row
+                            .content
+                            .get(k)
+                            .is_some_and(|e| !crate::plan::fill::is_default_keyword(e))
+                });
+            }
             s.insert = Some(InsertSpec {
                 table: table.clone(),
                 key_index,
@@ -139,5 +155,6 @@ fn insert_into(ins: &sqlparser::ast::Insert, table: &str) -> super::InsertInto {
                 .flat_map(|r| r.content.iter())
                 .any(crate::plan::fill::is_default_keyword)
         }),
+        key_computed: false,
     }
 }

@@ -13,6 +13,7 @@ pub mod derived;
 pub mod explain;
 pub mod foreign;
 pub mod insert;
+pub mod matview;
 pub mod pins;
 pub mod prepass;
 pub mod scope;
@@ -189,6 +190,9 @@ pub struct InsertInto {
     pub shortest_row: Option<usize>,
     /// Some VALUES item is the keyword DEFAULT.
     pub has_default: bool,
+    /// Some VALUES row gives the distribution column an expression rather than a constant or
+    /// parameter.
+    pub key_computed: bool,
 }
 
 impl Stmt {

@@ -1,6 +1,7 @@
-//! DDL for distributed tables: a CREATE TABLE becomes, on each node, a PostgreSQL partitioned
-//! table on the distribution column holding exactly the partitions that node owns, so a node
-//! itself rejects a misrouted row. Built by editing the parsed statement, never by splicing text.
+//! DDL for distributed tables: a CREATE TABLE becomes, on every node, a PostgreSQL partitioned
+//! table on the distribution column with all of its partitions, the rows living only in the
+//! partitions the node owns (others stay empty), so each node's catalog is the whole tree, as
+//! psql's `\d+` reads it. Built by editing the parsed statement, never by splicing text.
 
 use sqlparser::ast::{
     CreateTable, Expr, ForValues, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
@@ -98,8 +99,8 @@ pub fn key_column(ct: &CreateTable, t: &TableDist) -> SgResult<(KeyType, usize)>
     Ok((ty, pos))
 }
 
-/// The statements that create `t` on `node`: the partitioned parent and the node's partitions.
-pub fn create_on_node(ct: &CreateTable, t: &TableDist, node: usize) -> SgResult<Vec<String>> {
+/// The statements that create `t` on a node: the partitioned parent and every partition.
+pub fn create_statements(ct: &CreateTable, t: &TableDist) -> SgResult<Vec<String>> {
     if ct.partition_by.is_some() || ct.partition_of.is_some() {
         return Err(SgError::unsupported(format!(
             "PARTITION BY/OF in CREATE TABLE of distributed table \"{}\" (shardgate partitions it)",
@@ -154,9 +155,6 @@ pub fn create_on_node(ct: &CreateTable, t: &TableDist, node: usize) -> SgResult<
     })));
     let mut out = vec![Statement::CreateTable(parent).to_string()];
     for shard in 0..t.shard_count() {
-        if t.node_of(shard) != node {
-            continue;
-        }
         let Some(bounds) = for_values(t, shard) else {
             continue;
         };
@@ -219,13 +217,13 @@ pub fn create_table(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
     } else {
         t.with_key_type(ty).map_err(SgError::unsupported)?
     };
-    // Every node gets the parent, those without a shard an empty one: statements planned or
-    // described on any node (the merge node, catalog queries such as psql's \d on the
-    // default node) find the table, and a node without its shard refuses a misrouted row.
-    let mut parts = Vec::new();
-    for node in 0..map.node_count {
-        parts.push((node, create_on_node(&ct, &typed, node)?));
-    }
+    // Every node gets the whole tree, the partitions it does not own empty: statements
+    // planned or described on any node (the merge node, catalog queries such as psql's \d+ on
+    // the default node) see the table as one PostgreSQL would.
+    let all = create_statements(&ct, &typed)?;
+    let parts = (0..map.node_count)
+        .map(|node| (node, all.clone()))
+        .collect();
     Ok(Plan::PerNode {
         parts,
         combine: Combine::Same,
@@ -264,12 +262,14 @@ mod tests {
             },
         );
         assert_eq!(key_column(&ct, &t), Ok((KeyType::Uuid, 0)));
-        let sql = create_on_node(&ct, &t, 0).unwrap_or_default();
+        let sql = create_statements(&ct, &t).unwrap_or_default();
         assert_eq!(
             sql,
             vec![
                 "CREATE TABLE users (user_uuid UUID PRIMARY KEY, name TEXT) PARTITION BY HASH(user_uuid)",
                 "CREATE TABLE users_0 PARTITION OF users FOR VALUES WITH (MODULUS 4, REMAINDER 0)",
+                "CREATE TABLE users_1 PARTITION OF users FOR VALUES WITH (MODULUS 4, REMAINDER 1)",
+                "CREATE TABLE users_2 PARTITION OF users FOR VALUES WITH (MODULUS 4, REMAINDER 2)",
                 "CREATE TABLE users_3 PARTITION OF users FOR VALUES WITH (MODULUS 4, REMAINDER 3)",
             ]
         );
@@ -290,13 +290,12 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{e}")),
             ),
         );
-        let sql = create_on_node(&ct, &t, 1).unwrap_or_default();
-        assert_eq!(sql[1], "CREATE TABLE s_default PARTITION OF s DEFAULT");
-        let sql = create_on_node(&ct, &t, 0).unwrap_or_default();
+        let sql = create_statements(&ct, &t).unwrap_or_default();
         assert_eq!(
             sql[1],
             "CREATE TABLE s_0 PARTITION OF s FOR VALUES FROM (MINVALUE) TO ('2024-03-01')"
         );
+        assert_eq!(sql[2], "CREATE TABLE s_default PARTITION OF s DEFAULT");
         let l = TableDist::new(
             "s".into(),
             "region".into(),
@@ -306,7 +305,7 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{e}")),
             ),
         );
-        let sql = create_on_node(&ct, &l, 0).unwrap_or_default();
+        let sql = create_statements(&ct, &l).unwrap_or_default();
         assert_eq!(
             sql[1],
             "CREATE TABLE s_0 PARTITION OF s FOR VALUES IN ('US')"

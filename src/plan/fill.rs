@@ -46,6 +46,8 @@ pub struct TableColumns {
     /// Indexes of the columns filled in shardgate: the distribution column and every column
     /// whose default draws from a sequence.
     pub filled: Vec<usize>,
+    /// The distribution column's index.
+    pub key: Option<usize>,
 }
 
 impl TableColumns {
@@ -56,7 +58,12 @@ impl TableColumns {
             .filter(|(_, c)| !c.generated && (c.sequenced() || Some(c.name.as_str()) == key))
             .map(|(i, _)| i)
             .collect();
-        TableColumns { columns, filled }
+        let key = key.and_then(|k| columns.iter().position(|c| c.name == k));
+        TableColumns {
+            columns,
+            filled,
+            key,
+        }
     }
 
     fn position(&self, name: &str) -> Option<usize> {
@@ -79,7 +86,7 @@ impl TableColumns {
     /// Whether the INSERT gives every filled column a value of its own, so nothing is to be
     /// computed: the common case, decided without parsing.
     pub fn covered_by(&self, ins: &InsertInto) -> bool {
-        if ins.has_default {
+        if ins.has_default || ins.key_computed {
             return false;
         }
         self.filled.iter().all(|&i| {
@@ -89,27 +96,6 @@ impl TableColumns {
                 ins.columns.iter().any(|c| *c == self.columns[i].name)
             }
         })
-    }
-
-    /// The query that computes `need` (column indexes, one per value, in the rows' order)
-    /// on the default node, one text value (or NULL) per row. CASE evaluates only the branch
-    /// taken, so each sequence advances once per value, in order. The expressions are
-    /// PostgreSQL's own deparsed defaults (pg_get_expr), not client text.
-    pub fn values_sql(&self, need: &[usize]) -> String {
-        let mut branches = String::new();
-        let mut used: Vec<usize> = need.to_vec();
-        used.sort_unstable();
-        used.dedup();
-        for i in used {
-            let c = &self.columns[i];
-            let expr = c.default.as_deref().unwrap_or("NULL");
-            branches.push_str(&format!(" WHEN {i} THEN (({expr})::{})::text", c.ty));
-        }
-        let list: Vec<String> = need.iter().map(|i| i.to_string()).collect();
-        format!(
-            "SELECT CASE u.c{branches} END FROM unnest('{{{}}}'::int4[]) WITH ORDINALITY AS u(c, o) ORDER BY u.o",
-            list.join(",")
-        )
     }
 }
 
@@ -125,6 +111,34 @@ pub struct Fill {
     slots: Vec<(usize, usize)>,
     /// The column each value is computed for.
     pub need: Vec<usize>,
+    /// The client's expression a value is computed from, or None for the column's default.
+    exprs: Vec<Option<Expr>>,
+}
+
+/// A key expression shardgate can compute on the default node as PostgreSQL would compute
+/// it in the row: one that reads no table and has no parameter.
+fn computable(e: &Expr) -> bool {
+    use sqlparser::ast::{Visit, Visitor};
+    use std::ops::ControlFlow;
+    struct Closed;
+    impl Visitor for Closed {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            ControlFlow::Break(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Value(v) if matches!(v.value, Value::Placeholder(_)) => {
+                    ControlFlow::Break(())
+                }
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    crate::analyze::pins::value_src(e).is_none()
+        && !is_default_keyword(e)
+        && e.visit(&mut Closed).is_continue()
 }
 
 fn unsupported_always(table: &str, c: &Column) -> SgError {
@@ -177,6 +191,7 @@ pub fn fill_values(stmt: &Statement, table: &str, cols: &TableColumns) -> SgResu
     }
     let mut slots = Vec::new();
     let mut need = Vec::new();
+    let mut exprs = Vec::new();
     for &i in &cols.filled {
         let c = &cols.columns[i];
         match listed.iter().position(|&l| l == i) {
@@ -188,6 +203,11 @@ pub fn fill_values(stmt: &Statement, table: &str, cols: &TableColumns) -> SgResu
                         }
                         slots.push((r, item));
                         need.push(i);
+                        exprs.push(None);
+                    } else if Some(i) == cols.key && computable(&row[item]) {
+                        slots.push((r, item));
+                        need.push(i);
+                        exprs.push(Some(row[item].clone()));
                     }
                 }
             }
@@ -201,6 +221,7 @@ pub fn fill_values(stmt: &Statement, table: &str, cols: &TableColumns) -> SgResu
                     row.push(Expr::Value(Value::Null.into()));
                     slots.push((r, item));
                     need.push(i);
+                    exprs.push(None);
                 }
             }
         }
@@ -213,6 +234,7 @@ pub fn fill_values(stmt: &Statement, table: &str, cols: &TableColumns) -> SgResu
     order.sort_by_key(|&k| slots[k]);
     let slots: Vec<(usize, usize)> = order.iter().map(|&k| slots[k]).collect();
     let need: Vec<usize> = order.iter().map(|&k| need[k]).collect();
+    let exprs: Vec<Option<Expr>> = order.iter().map(|&k| exprs[k].clone()).collect();
     ins.columns = listed
         .iter()
         .map(|&i| column_ident(&cols.columns[i].name))
@@ -231,7 +253,12 @@ pub fn fill_values(stmt: &Statement, table: &str, cols: &TableColumns) -> SgResu
         v.rows = rows.into_iter().map(Parens::with_empty_span).collect();
     }
     ins.source = Some(query);
-    Ok(Some(Fill { ins, slots, need }))
+    Ok(Some(Fill {
+        ins,
+        slots,
+        need,
+        exprs,
+    }))
 }
 
 /// A computed value as an SQL literal: a number as written, text in quotes that need no
@@ -265,6 +292,39 @@ fn literal(v: Option<&str>) -> Expr {
 }
 
 impl Fill {
+    /// The query that computes the values on the default node, one text value (or NULL) per
+    /// row, in the rows' order. CASE evaluates only the branch taken, so each sequence
+    /// advances once per value, in order. The defaults are PostgreSQL's own deparsed ones
+    /// (pg_get_expr); a key the client wrote as an expression is printed from its AST.
+    pub fn values_sql(&self, cols: &TableColumns) -> String {
+        let mut codes = Vec::with_capacity(self.need.len());
+        let mut branches = String::new();
+        let mut defaults: Vec<usize> = Vec::new();
+        for (k, (&i, e)) in self.need.iter().zip(&self.exprs).enumerate() {
+            let c = &cols.columns[i];
+            match e {
+                Some(e) => {
+                    let code = -(k as i64) - 1;
+                    codes.push(code);
+                    branches.push_str(&format!(" WHEN {code} THEN (({e})::{})::text", c.ty));
+                }
+                None => {
+                    codes.push(i as i64);
+                    if !defaults.contains(&i) {
+                        defaults.push(i);
+                        let expr = c.default.as_deref().unwrap_or("NULL");
+                        branches.push_str(&format!(" WHEN {i} THEN (({expr})::{})::text", c.ty));
+                    }
+                }
+            }
+        }
+        let list: Vec<String> = codes.iter().map(|i| i.to_string()).collect();
+        format!(
+            "SELECT CASE u.c{branches} END FROM unnest('{{{}}}'::int8[]) WITH ORDINALITY AS u(c, o) ORDER BY u.o",
+            list.join(",")
+        )
+    }
+
     /// The INSERT with the values in place: literals, or with `params` the parameters
     /// `$params+1...` (the extended protocol, so one statement text serves every execution).
     pub fn render(mut self, values: &[Option<String>], params: Option<usize>) -> String {
@@ -401,12 +461,30 @@ mod tests {
         let f = fill_values(&s, "users", &t).unwrap().unwrap();
         assert_eq!(f.need, vec![0, 2, 0]);
         assert!(f.need.len() == 3);
-        let sql = t.values_sql(&f.need);
-        assert!(sql.contains("unnest('{0,2,0}'::int4[])"), "{sql}");
+        let sql = f.values_sql(&t);
+        assert!(sql.contains("unnest('{0,2,0}'::int8[])"), "{sql}");
         let out = f.render(&[Some("7".into()), None, Some("it's".into())], None);
         assert_eq!(
             out,
             "INSERT INTO users (\"name\", \"k\", \"id\") VALUES ('a', 1, 7), ('b', NULL, $sg$it's$sg$)"
+        );
+    }
+
+    #[test]
+    fn a_key_written_as_an_expression_is_computed() {
+        let t = users();
+        let s = parse(
+            "INSERT INTO users (id, name, k) VALUES (1, 'a', abs(-5)), (2, 'b', 3), (3, 'c', $1)",
+        );
+        let f = fill_values(&s, "users", &t).unwrap().unwrap();
+        assert_eq!(f.need, vec![2]);
+        assert_eq!(
+            f.values_sql(&t),
+            "SELECT CASE u.c WHEN -1 THEN ((abs(-5))::bigint)::text END FROM unnest('{-1}'::int8[]) WITH ORDINALITY AS u(c, o) ORDER BY u.o"
+        );
+        assert_eq!(
+            f.render(&[Some("5".into())], None),
+            "INSERT INTO users (\"id\", \"name\", \"k\") VALUES (1, 'a', 5), (2, 'b', 3), (3, 'c', $1)"
         );
     }
 

@@ -222,6 +222,16 @@ fn plan_statement(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> S
             node: default,
             why: "no distributed table".into(),
         },
+        // Tables shardgate does not distribute live on the default node only.
+        Kind::Maintenance
+            if !stmt.ddl_tables.is_empty()
+                && stmt.ddl_tables.iter().all(|t| map.get(t).is_none()) =>
+        {
+            Plan::Route {
+                node: default,
+                why: "maintenance of tables on the default node".into(),
+            }
+        }
         Kind::Maintenance => Plan::Scatter {
             nodes: all,
             combine: Combine::Same,

@@ -109,7 +109,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let Some(f) = fill_values(&parsed, &ii.table, &cols)? else {
             return Ok(None);
         };
-        let sql = cols.values_sql(&f.need);
+        let sql = f.values_sql(&cols);
         let node = self.shared.config.default_node;
         // Inside a transaction the session's own connection computes them (now() is the
         // transaction's). So does it where they call nextval: the connection then stays with

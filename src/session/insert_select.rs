@@ -16,7 +16,7 @@ use crate::protocol::frontend as fe;
 use crate::protocol::Frame;
 
 /// CopyData is sent once this much is buffered for a node.
-const COPY_CHUNK: usize = 64 * 1024;
+pub(crate) const COPY_CHUNK: usize = 64 * 1024;
 
 struct Target<'a> {
     table: &'a str,
@@ -38,6 +38,20 @@ pub(crate) fn copy_escape(out: &mut BytesMut, v: &[u8]) {
             c => out.put_u8(c),
         }
     }
+}
+
+/// One row in COPY's text format: tab-separated, `\N` for NULL, a newline at the end.
+pub(crate) fn copy_line<V: AsRef<[u8]>>(out: &mut BytesMut, cols: &[Option<V>]) {
+    for (i, c) in cols.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b'\t');
+        }
+        match c {
+            None => out.put_slice(b"\\N"),
+            Some(v) => copy_escape(out, v.as_ref()),
+        }
+    }
+    out.put_u8(b'\n');
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -98,16 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 be::DATA_ROW if failure.is_none() => {
                     let cols = rows::columns(&f)?;
                     let mut line = BytesMut::new();
-                    for (i, c) in cols.iter().enumerate() {
-                        if i > 0 {
-                            line.put_u8(b'\t');
-                        }
-                        match c {
-                            None => line.put_slice(b"\\N"),
-                            Some(v) => copy_escape(&mut line, v),
-                        }
-                    }
-                    line.put_u8(b'\n');
+                    copy_line(&mut line, &cols);
                     let targets: Vec<usize> = match (p.key_pos, key_type) {
                         (Some(k), Some(ty)) => {
                             let key = match cols.get(k) {

@@ -4,11 +4,13 @@
 pub mod auth;
 pub mod balanced;
 pub mod commit;
+pub mod cursor;
 pub mod explain;
 pub mod extended;
 pub mod fill;
 pub mod insert_select;
 pub mod keys;
+pub mod materialize;
 pub mod merge;
 pub mod move_rows;
 pub mod partition;
@@ -58,6 +60,8 @@ pub struct Session<S> {
     pub active: crate::execute::Active,
     /// The extended-protocol batch being run has reached its Sync.
     pub batch_synced: bool,
+    /// A query's rows kept for shardgate instead of sent (`materialize`).
+    pub capture: Option<materialize::Capture>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -81,14 +85,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             errored: false,
             active: Default::default(),
             batch_synced: false,
+            capture: None,
         }
     }
 
     pub fn push(&mut self, f: &Frame) {
+        if self.capture.as_mut().is_some_and(|c| c.take(f)) {
+            return;
+        }
         self.out.extend_from_slice(&f.raw);
     }
 
     pub async fn push_flushing(&mut self, f: &Frame) -> SgResult<()> {
+        if self.capture.as_mut().is_some_and(|c| c.take(f)) {
+            return Ok(());
+        }
         self.out.extend_from_slice(&f.raw);
         if self.out.len() >= OUT_FLUSH {
             self.flush().await?;

@@ -22,6 +22,27 @@ pub enum Prepared {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    /// `EXPLAIN [options] EXECUTE name(args)`: the EXPLAIN of the statement the EXECUTE
+    /// would run, as PostgreSQL explains it (explain.c ExplainExecuteQuery).
+    pub fn explain_execute(&mut self, explain: &sqlparser::ast::Statement) -> SgResult<Prepared> {
+        let sqlparser::ast::Statement::Explain { statement, .. } = explain else {
+            return Ok(Prepared::No);
+        };
+        let sql = match self.sql_prepared(Some(statement))? {
+            Prepared::Run(sql) => sql,
+            other => return Ok(other),
+        };
+        let inner = crate::analyze::parse_sql(&sql)
+            .ok()
+            .and_then(|mut v| v.pop())
+            .ok_or_else(|| SgError::internal("an executed statement did not parse"))?;
+        let mut e = explain.clone();
+        if let sqlparser::ast::Statement::Explain { statement, .. } = &mut e {
+            **statement = inner;
+        }
+        Ok(Prepared::Run(e.to_string()))
+    }
+
     pub fn sql_prepared(&mut self, ast: Option<&sqlparser::ast::Statement>) -> SgResult<Prepared> {
         let Some(cmd) = ast.and_then(command) else {
             return Ok(Prepared::No);

@@ -741,13 +741,15 @@ pub async fn check_hash_type(table: &str, sql_type: &str, modulus: u64, values: 
     let mut seen = BTreeMap::new();
     for i in 0..NODES {
         let w = worker(i).await;
-        for (name, bound) in partitions(&w, table).await {
+        // Each worker holds the whole tree; its rows are in the partitions it owns.
+        let parts = partitions(&w, table).await;
+        assert_eq!(parts.len() as u64, modulus, "{table} on worker {i}");
+        for (name, bound) in parts {
             let r: u64 = name
                 .rsplit('_')
                 .next()
                 .and_then(|s| s.parse().ok())
                 .expect("partition suffix");
-            assert_eq!(r % NODES as u64, i as u64, "worker {i} holds {name}");
             assert!(
                 bound.contains(&format!("modulus {modulus}, remainder {r}")),
                 "{name}: {bound}"
@@ -763,6 +765,11 @@ pub async fn check_hash_type(table: &str, sql_type: &str, modulus: u64, values: 
                 "row {n} in {part} on worker {i}"
             );
             let rem = part.rsplit('_').next().unwrap_or("").to_string();
+            assert_eq!(
+                rem.parse::<usize>().ok().map(|r| r % NODES),
+                Some(i),
+                "row {n} in {part} on worker {i}, owned elsewhere"
+            );
             assert_eq!(
                 pg.get(&n),
                 Some(&rem),

@@ -153,7 +153,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Runs one statement of a simple query; false when it failed (the rest are skipped).
-    async fn run_stmt(
+    pub(in crate::session) async fn run_stmt(
         &mut self,
         stmt: &Stmt,
         text: &str,
@@ -177,21 +177,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         // SQL-level PREPARE/EXECUTE/DEALLOCATE: EXECUTE runs its statement in its place.
         // Read from the text itself: a cached analysis has its constants lifted out.
-        let own = matches!(
-            stmt.ast,
-            Some(
-                sqlparser::ast::Statement::Prepare { .. }
-                    | sqlparser::ast::Statement::Execute { .. }
-                    | sqlparser::ast::Statement::Deallocate { .. }
-            )
-        )
+        let explains_execute = matches!(&stmt.ast, Some(sqlparser::ast::Statement::Explain { statement, .. })
+            if matches!(statement.as_ref(), sqlparser::ast::Statement::Execute { .. }));
+        let own = (explains_execute
+            || matches!(
+                stmt.ast,
+                Some(
+                    sqlparser::ast::Statement::Prepare { .. }
+                        | sqlparser::ast::Statement::Execute { .. }
+                        | sqlparser::ast::Statement::Deallocate { .. }
+                )
+            ))
         .then(|| {
             crate::analyze::parse_sql(text)
                 .ok()
                 .and_then(|mut v| v.pop())
         })
         .flatten();
-        match self.sql_prepared(own.as_ref())? {
+        let prepared = match (explains_execute, own.as_ref()) {
+            (true, Some(e)) => self.explain_execute(e)?,
+            _ => self.sql_prepared(own.as_ref())?,
+        };
+        match prepared {
             crate::session::sql_prepared::Prepared::No => {}
             crate::session::sql_prepared::Prepared::Done(ok) => return Ok(ok),
             crate::session::sql_prepared::Prepared::Run(sql) => {
@@ -210,6 +217,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Box::pin(self.run_stmt(&s, &sql, &v, frame, false)).await;
             }
         };
+        // A table or materialized view made from rows of several nodes.
+        if makes_from_query(stmt, text) {
+            if let Some(done) = self.materialize(text).await? {
+                return Ok(done);
+            }
+        }
+        if matches!(stmt.ast, Some(sqlparser::ast::Statement::Declare { .. })) {
+            if let Some(done) = self.declare_cursor(text).await? {
+                return Ok(done);
+            }
+        }
         // `shardgate.shards`: the node's rows in place of the view.
         let shards = if matches!(stmt.kind, Kind::Select { .. }) {
             match self.shards_view(text).await {
@@ -328,6 +346,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             Plan::Copy(c) => self.copy(c).await?,
         }
+        if !self.errored
+            && matches!(
+                stmt.ast,
+                Some(sqlparser::ast::Statement::Drop {
+                    object_type: sqlparser::ast::ObjectType::MaterializedView,
+                    ..
+                })
+            )
+        {
+            self.drop_view_rows(text).await?;
+        }
         // Tables' collations and the functions analyses depend on may have changed.
         if !self.errored
             && matches!(
@@ -445,4 +474,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         Ok(())
     }
+}
+
+/// The statement's first word.
+fn first_word(text: &str) -> &str {
+    text.trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+}
+
+/// Whether the statement may make a table or materialized view from a query's rows (checked
+/// cheaply: most statements are not).
+fn makes_from_query(stmt: &Stmt, text: &str) -> bool {
+    let w = first_word(text);
+    w.eq_ignore_ascii_case("create")
+        || w.eq_ignore_ascii_case("refresh")
+        || matches!(&stmt.ast, Some(sqlparser::ast::Statement::Query(q))
+            if matches!(q.body.as_ref(), sqlparser::ast::SetExpr::Select(s) if s.into.is_some()))
 }
