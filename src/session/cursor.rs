@@ -101,6 +101,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if self.on_default(query) {
             return Ok(None);
         }
+        if !query.locks.is_empty() {
+            // Its rows would be copies: nothing locked, no WHERE CURRENT OF.
+            self.error(&SgError::unsupported(
+                "a FOR UPDATE/FOR SHARE cursor over rows of several nodes",
+            ));
+            return Ok(Some(false));
+        }
         let hold = d.hold == Some(true);
         if !hold && self.txn.txn.is_none() {
             // portalcmds.c PerformCursorOpen via RequireTransactionBlock (a multi-statement
