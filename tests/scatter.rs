@@ -151,6 +151,11 @@ const DISTINCT: &[&str] = &[
 ];
 
 const ORDER_LIMIT: &[&str] = &[
+    // A bare ORDER BY name is first an output column's name, implicit ones included: these
+    // order by the text of the cast and by the count (parse_clause.c).
+    "SELECT sale_id, total_amount::text FROM sales_analytics ORDER BY total_amount DESC, sale_id LIMIT 20",
+    "SELECT sale_id, total_amount::text FROM sales_analytics ORDER BY total_amount, sale_id",
+    "SELECT region, count(*) FROM sales_analytics GROUP BY region ORDER BY count DESC, region",
     "SELECT sale_id, sale_date, total_amount FROM sales_analytics ORDER BY total_amount DESC, sale_id LIMIT 20",
     "SELECT sale_id AS s, quantity * unit_price AS v FROM sales_analytics ORDER BY v DESC, s LIMIT 15",
     "SELECT sale_id, region, quantity FROM sales_analytics ORDER BY 3, 2, 1 LIMIT 25",
@@ -679,4 +684,60 @@ async fn merge_buffer_bound_gives_53000() {
         .expect("a streamed merge is not bounded");
     assert!(all.len() > 10);
     let _ = stop.send(());
+}
+
+/// One row as text, whatever its int or text columns.
+fn row_text(r: &tokio_postgres::Row) -> String {
+    (0..r.len())
+        .map(|i| {
+            r.try_get::<_, Option<i64>>(i)
+                .map(|v| format!("{v:?}"))
+                .or_else(|_| r.try_get::<_, Option<i32>>(i).map(|v| format!("{v:?}")))
+                .or_else(|_| r.try_get::<_, Option<String>>(i).map(|v| format!("{v:?}")))
+                .unwrap_or_else(|e| panic!("column {i}: {e}"))
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// Execute with a row limit (tokio-postgres's portals, as asyncpg's and pgjdbc's cursors
+/// fetch): merged and concatenated results come in batches of 7, each but the last ending in
+/// PortalSuspended, together the oracle's rows in the oracle's order.
+#[tokio::test]
+async fn portals_fetch_a_multi_node_result_in_batches() {
+    let (mut sg, or) = (connect().await, oracle().await);
+    for sql in [
+        "SELECT sale_id, total_amount::text FROM sales_analytics ORDER BY total_amount DESC, sale_id",
+        "SELECT region, count(*), sum(quantity) FROM sales_analytics GROUP BY region ORDER BY region",
+        "SELECT user_id, page_views FROM user_analytics WHERE page_views > $1 ORDER BY user_id, activity_date",
+    ] {
+        let params: Vec<&(dyn ToSql + Sync)> = if sql.contains("$1") {
+            vec![&50i32]
+        } else {
+            vec![]
+        };
+        let tx = sg.transaction().await.expect("begin");
+        let portal = tx.bind(sql, &params).await.expect(sql);
+        let (mut got, mut batches) = (Vec::new(), 0);
+        loop {
+            let rows = tx.query_portal(&portal, 7).await.expect("fetch");
+            if rows.is_empty() {
+                break;
+            }
+            batches += 1;
+            assert!(rows.len() <= 7, "{sql}: a batch of {}", rows.len());
+            got.extend(rows.iter().map(row_text));
+        }
+        tx.commit().await.expect("commit");
+        let want: Vec<String> = or
+            .query(sql, &params)
+            .await
+            .expect(sql)
+            .iter()
+            .map(row_text)
+            .collect();
+        assert!(!want.is_empty(), "{sql}: no rows");
+        assert_eq!(batches, want.len().div_ceil(7), "{sql}");
+        assert_eq!(got, want, "{sql}");
+    }
 }

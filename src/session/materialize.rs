@@ -32,6 +32,8 @@ pub struct Capture {
     pub rows: Vec<Frame>,
     /// The rows' RowDescription.
     pub description: Option<Frame>,
+    /// The command tag of the query that made them.
+    pub tag: Option<String>,
     pub limit: usize,
     pub over: bool,
 }
@@ -53,7 +55,11 @@ impl Capture {
                 self.description = Some(f.clone());
                 true
             }
-            be::COMMAND_COMPLETE | be::EMPTY_QUERY => true,
+            be::COMMAND_COMPLETE => {
+                self.tag = be::command_tag(f).ok().map(str::to_string);
+                true
+            }
+            be::EMPTY_QUERY => true,
             _ => false,
         }
     }

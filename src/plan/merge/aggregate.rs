@@ -11,8 +11,8 @@ use crate::plan::build::{func, ident};
 use crate::plan::route::Values;
 
 use super::{
-    bad, group_output, is_agg_call, item_expr, number, order_exprs, resolve_output, same,
-    set_order, template, Combine, Merge,
+    bad, group_output, is_agg_call, item_expr, number, order_exprs, resolve_order, same, set_order,
+    template, Combine, Merge,
 };
 
 struct AggCollector<'a> {
@@ -268,7 +268,7 @@ pub(super) fn final_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<
     }
     let _ = having.visit(&mut col);
     for o in order.iter_mut() {
-        if !matches!(resolve_output(&o.expr, &sel.projection), Ok(Ok(_))) {
+        if !matches!(resolve_order(&o.expr, &sel.projection), Ok(Ok(_))) {
             let _ = o.expr.visit(&mut col);
         }
     }
@@ -288,7 +288,7 @@ pub(super) fn final_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<
         substitute_groups(h, &groups);
     }
     for o in order.iter_mut() {
-        if !matches!(resolve_output(&o.expr, &sel.projection), Ok(Ok(_))) {
+        if !matches!(resolve_order(&o.expr, &sel.projection), Ok(Ok(_))) {
             substitute_groups(&mut o.expr, &groups);
         }
     }

@@ -118,8 +118,70 @@ fn item_alias(item: &SelectItem) -> Option<String> {
     }
 }
 
-/// What an ORDER BY or GROUP BY item refers to: an output column by position or alias (as
-/// PostgreSQL resolves them), or an expression of its own.
+/// The name PostgreSQL gives an unaliased output column (parse_target.c
+/// FigureColnameInternal): a column's own name, a function's, a cast's argument's, `case`,
+/// `array`, `exists`; None where it would be `?column?`.
+fn implicit_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(id) => Some(ident_name(id)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(ident_name),
+        Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(ident_name),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) | Expr::Collate { expr, .. } => {
+            implicit_name(expr)
+        }
+        Expr::Case { .. } => Some("case".into()),
+        Expr::Array(_) => Some("array".into()),
+        Expr::Exists { .. } => Some("exists".into()),
+        _ => None,
+    }
+}
+
+/// An output column's name: its alias, or the name PostgreSQL gives it.
+fn output_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+        SelectItem::UnnamedExpr(e) => implicit_name(e),
+        _ => None,
+    }
+}
+
+/// What an ORDER BY item refers to, as PostgreSQL resolves it (parse_clause.c
+/// findTargetlistEntrySQL92): a position, or a bare name matching an output column's name
+/// (`SELECT x::text ... ORDER BY x` orders by the text), else an expression of its own.
+fn resolve_order<'a>(e: &'a Expr, items: &'a [SelectItem]) -> SgResult<Result<usize, &'a Expr>> {
+    let Expr::Identifier(id) = e else {
+        return resolve_output(e, items);
+    };
+    let name = ident_name(id);
+    let mut found: Option<usize> = None;
+    for (i, it) in items.iter().enumerate() {
+        if output_name(it).as_deref() != Some(name.as_str()) {
+            continue;
+        }
+        match found {
+            None => found = Some(i),
+            Some(f) => {
+                let equal = match (item_expr(&items[f]), item_expr(it)) {
+                    (Some(a), Some(b)) => same(a, b),
+                    _ => false,
+                };
+                if !equal {
+                    return Err(SgError::new(
+                        "42702",
+                        format!("ORDER BY \"{name}\" is ambiguous"),
+                    ));
+                }
+            }
+        }
+    }
+    match found {
+        Some(i) => Ok(Ok(i)),
+        None => Ok(Err(e)),
+    }
+}
+
+/// What a GROUP BY item (or an ORDER BY number) refers to: an output column by position or
+/// alias, or an expression of its own.
 fn resolve_output<'a>(e: &'a Expr, items: &'a [SelectItem]) -> SgResult<Result<usize, &'a Expr>> {
     if let Expr::Value(v) = e {
         if let Value::Number(n, _) = &v.value {

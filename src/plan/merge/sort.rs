@@ -12,7 +12,7 @@ use crate::plan::route::Values;
 use crate::shardmap::KeyType;
 
 use super::{
-    bad, item_expr, number, order_exprs, resolve_output, same, set_order, template, Merge, SortKey,
+    bad, item_expr, number, order_exprs, resolve_order, same, set_order, template, Merge, SortKey,
 };
 
 /// A LIMIT (or OFFSET) count; None for NULL, which PostgreSQL reads as LIMIT ALL (OFFSET 0).
@@ -109,7 +109,7 @@ pub(super) fn sort_plan(q: &Query, sel: &Select, values: &Values) -> SgResult<Me
     let mut hidden = Vec::new();
     for (i, o) in order.iter().enumerate() {
         keys.push(sort_key(o)?);
-        let e = match resolve_output(&o.expr, &sel.projection)? {
+        let e = match resolve_order(&o.expr, &sel.projection)? {
             Ok(pos) => item_expr(&sel.projection[pos])
                 .cloned()
                 .ok_or_else(|| bad("ORDER BY on *"))?,
@@ -158,7 +158,7 @@ pub(super) fn distinct_plan(q: &Query, sel: &Select, _values: &Values) -> SgResu
     let mut fq = template()?;
     let mut order = Vec::new();
     for o in order_exprs(q)? {
-        let pos = match resolve_output(&o.expr, &sel.projection)? {
+        let pos = match resolve_order(&o.expr, &sel.projection)? {
             Ok(p) => p,
             Err(e) => sel
                 .projection

@@ -161,6 +161,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     Portal {
                         stmt: prepared,
                         run,
+                        held: None,
                     },
                 );
             }
@@ -226,6 +227,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             fe::EXECUTE => {
                 let (name, max_rows) = fe::execute(f)?;
                 let portal = self.portals.get(&name).ok_or_else(|| no_portal(&name))?;
+                if portal.held.is_some() {
+                    self.play(b, false).await?;
+                    return self.serve_held(&name, max_rows);
+                }
                 let stmt = portal.stmt.clone();
                 match &portal.run {
                     PortalRun::Nodes { nodes, combine } => {
@@ -239,7 +244,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             self.queue(b, nodes[0], None, f.clone(), item).await?;
                         } else {
                             if max_rows != 0 {
-                                return Err(SgError::unsupported("fetching a multi-node result in batches (Execute with a row limit)"));
+                                // Earlier messages' replies first: the capture takes this
+                                // Execute's rows only.
+                                self.play(b, false).await?;
+                                self.capture_rows();
                             }
                             for &n in &nodes {
                                 self.backend(n).await?;
@@ -250,6 +258,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                                 Combine::Concat => Item::ExecConcat { nodes },
                                 Combine::Same => Item::ExecSame { nodes },
                             });
+                            if max_rows != 0 {
+                                self.play(b, false).await?;
+                                if !self.hold_rows(&name, max_rows, b.failed)? {
+                                    b.failed = true;
+                                }
+                            }
                         }
                     }
                     PortalRun::Session(op) => {
@@ -265,27 +279,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         bind,
                     } => {
                         let (nodes, merge, bind) = (nodes.clone(), merge.clone(), bind.clone());
-                        if max_rows != 0 {
-                            return Err(SgError::unsupported("fetching a multi-node result in batches (Execute with a row limit)"));
-                        }
                         self.play(b, false).await?;
+                        if max_rows != 0 {
+                            self.capture_rows();
+                        }
                         let types = fe::read_param_types(&stmt.parse.types);
                         self.errored = false;
-                        self.run_merge(crate::session::merge::MergeCall {
-                            nodes: &nodes,
-                            merge: &merge,
-                            original: &stmt.parse.sql,
-                            param_types: &types,
-                            params: &bind.params,
-                            param_formats: &bind.param_formats,
-                            result_formats: &bind.result_formats,
-                            describe: false,
-                            collated: stmt.stmt().is_some_and(|s| s.collated),
-                        })
-                        .await?;
+                        let merged = self
+                            .run_merge(crate::session::merge::MergeCall {
+                                nodes: &nodes,
+                                merge: &merge,
+                                original: &stmt.parse.sql,
+                                param_types: &types,
+                                params: &bind.params,
+                                param_formats: &bind.param_formats,
+                                result_formats: &bind.result_formats,
+                                describe: false,
+                                collated: stmt.stmt().is_some_and(|s| s.collated),
+                            })
+                            .await;
                         if self.errored {
                             b.failed = true;
                         }
+                        if max_rows != 0 && !self.hold_rows(&name, max_rows, b.failed)? {
+                            b.failed = true;
+                        }
+                        merged?;
                     }
                     PortalRun::Merge { .. } => {}
                     PortalRun::Explain {

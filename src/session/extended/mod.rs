@@ -5,6 +5,7 @@
 //! `message` handles each client message.
 
 mod batch;
+mod held;
 mod message;
 
 use std::hash::{Hash, Hasher};
@@ -45,6 +46,8 @@ impl Prepared {
 pub struct Portal {
     pub stmt: Arc<Prepared>,
     pub run: PortalRun,
+    /// The rows of a multi-node result fetched with a row limit, not yet sent (`held`).
+    pub held: Option<held::Held>,
 }
 
 pub enum PortalRun {
