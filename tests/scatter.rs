@@ -581,14 +581,43 @@ async fn explain_honours_its_options() {
         .await,
     );
     assert!(buffers.contains("Buffers:"), "{buffers}");
-    match text(
-        &sg,
-        "EXPLAIN (FORMAT JSON) SELECT count(*) FROM user_analytics",
-    )
-    .await
-    {
-        Err(e) => assert_eq!(e.code, "0A000", "{}", e.text),
-        Ok((_, rows, _)) => panic!("FORMAT JSON answered: {rows:?}"),
+    // JSON: one json value, the distributed plan beside the node's own; ANALYZE gives each
+    // node's rows and time. The extended protocol describes the column as json (114).
+    let json = plan(
+        text(
+            &sg,
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM user_analytics",
+        )
+        .await,
+    );
+    assert!(json.starts_with('['), "{json}");
+    for want in [
+        "\"Distributed Plan\"",
+        "\"Node Runs\"",
+        "\"Node Plan\"",
+        "\"Node Type\": \"Aggregate\"",
+    ] {
+        assert!(json.contains(want), "{want}: {json}");
+    }
+    let st = sg
+        .prepare("EXPLAIN (FORMAT JSON) SELECT count(*) FROM user_analytics")
+        .await
+        .expect("prepare");
+    assert_eq!(st.columns()[0].type_().oid(), 114);
+    let yaml = plan(
+        text(
+            &sg,
+            "EXPLAIN (FORMAT YAML, COSTS OFF) SELECT * FROM user_analytics WHERE user_id = 5",
+        )
+        .await,
+    );
+    assert!(yaml.starts_with("- Distributed Plan: "), "{yaml}");
+    assert!(!yaml.contains("Total Cost"), "{yaml}");
+    let xml = plan(text(&sg, "EXPLAIN (FORMAT XML) SELECT 1 FROM user_analytics").await);
+    assert!(xml.contains("<Node-Type>"), "{xml}");
+    match text(&sg, "EXPLAIN (FORMAT html) SELECT 1").await {
+        Err(e) => assert_eq!(e.code, "22023", "{}", e.text),
+        Ok((_, rows, _)) => panic!("FORMAT html answered: {rows:?}"),
     }
 }
 

@@ -25,14 +25,17 @@ fn is_true(arg: &Option<Expr>) -> bool {
     }
 }
 
-fn text_only(format: &str) -> SgResult<()> {
-    if format.eq_ignore_ascii_case("text") {
-        Ok(())
-    } else {
-        Err(SgError::unsupported(format!(
-            "EXPLAIN (FORMAT {}) (shardgate prints its distributed plan as text: use FORMAT TEXT)",
-            format.to_ascii_uppercase()
-        )))
+/// `FORMAT x` as each node's EXPLAIN gets it; PostgreSQL's own error for other names
+/// (explain.c ParseExplainOptionList).
+fn format_option(format: &str) -> SgResult<Option<String>> {
+    let f = format.trim_matches('\'').to_ascii_lowercase();
+    match f.as_str() {
+        "text" => Ok(None),
+        "json" | "yaml" | "xml" => Ok(Some(format!("FORMAT {}", f.to_ascii_uppercase()))),
+        _ => Err(SgError::new(
+            "22023",
+            format!("unrecognized value for EXPLAIN option \"format\": \"{f}\""),
+        )),
     }
 }
 
@@ -57,20 +60,16 @@ pub fn options(ast: &Statement) -> SgResult<Option<ExplainOptions>> {
     }
     if let Some(AnalyzeFormatKind::Keyword(f) | AnalyzeFormatKind::Assignment(f)) = format {
         if *f != AnalyzeFormat::TEXT {
-            text_only(&f.to_string())?;
+            o.pass.extend(format_option(&f.to_string())?);
         }
     }
     for opt in options.iter().flatten() {
         let name = crate::analyze::scope::ident_name(&opt.name);
         match name.as_str() {
             "analyze" => o.analyze = is_true(&opt.arg),
-            "format" => text_only(
-                opt.arg
-                    .as_ref()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default()
-                    .trim_matches('\''),
-            )?,
+            "format" => o.pass.extend(format_option(
+                &opt.arg.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+            )?),
             _ => o.pass.push(match &opt.arg {
                 Some(a) => format!("{} {a}", name.to_ascii_uppercase()),
                 None => name.to_ascii_uppercase(),
@@ -101,8 +100,12 @@ mod tests {
         assert!(o.analyze);
         assert_eq!(o.pass, vec!["VERBOSE"]);
         assert_eq!(
-            of("EXPLAIN (FORMAT JSON) SELECT 1").unwrap_err().code,
-            "0A000"
+            of("EXPLAIN (FORMAT JSON) SELECT 1").unwrap().unwrap().pass,
+            vec!["FORMAT JSON"]
+        );
+        assert_eq!(
+            of("EXPLAIN (FORMAT html) SELECT 1").unwrap_err().code,
+            "22023"
         );
         assert!(of("EXPLAIN (FORMAT TEXT) SELECT 1").unwrap().is_some());
         assert_eq!(of("SELECT 1").unwrap(), None);

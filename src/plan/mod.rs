@@ -6,6 +6,7 @@ pub mod build;
 pub mod clock;
 pub mod copy;
 pub mod ddl;
+pub mod explain;
 pub mod fill;
 pub mod insert;
 pub mod merge;

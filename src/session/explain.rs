@@ -21,11 +21,22 @@ fn text_row(s: &str) -> Frame {
 }
 
 pub fn description() -> Frame {
+    description_for(&[])
+}
+
+/// EXPLAIN's one column, typed as PostgreSQL types it for the format the options name: json
+/// for JSON, xml for XML, else text (explain.c ExplainResultDesc).
+pub fn description_for(options: &[String]) -> Frame {
+    use crate::plan::explain::Format;
     let f = Field {
         name: "QUERY PLAN".into(),
         table_oid: 0,
         column: 0,
-        type_oid: 25,
+        type_oid: match Format::of(options) {
+            Format::Json => 114,
+            Format::Xml => 142,
+            _ => 25,
+        },
         type_len: -1,
         type_mod: -1,
         format: 0,
@@ -68,6 +79,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         .lines()
         {
             lines.push(format!("  {l}"));
+        }
+        let format = crate::plan::explain::Format::of(options);
+        if format != crate::plan::explain::Format::Text {
+            return self
+                .explain_tree(inner, (analyze, options), sql, describe, has_params)
+                .await;
         }
         let parts = inner.node_sql(sql);
         let mut node_plan: Option<(usize, Vec<String>)> = None;
@@ -138,6 +155,82 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         for l in &lines {
             self.push(&text_row(l));
         }
+        self.push(&be::command_complete("EXPLAIN"));
+        Ok(())
+    }
+
+    /// EXPLAIN (FORMAT JSON|YAML|XML): the node's plan asked in JSON, the distributed plan
+    /// beside it, all printed in the client's format as one row.
+    async fn explain_tree(
+        &mut self,
+        inner: &Plan,
+        (analyze, options): (bool, &[String]),
+        sql: &str,
+        describe: bool,
+        has_params: bool,
+    ) -> SgResult<()> {
+        use crate::plan::explain::{render, tree, Format, NodeRun};
+        let format = Format::of(options);
+        let names = self.shared.node_names.clone();
+        let steps: Vec<String> = (Display {
+            plan: inner,
+            node_names: &names,
+        })
+        .to_string()
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .collect();
+        let mut o: Vec<String> = options
+            .iter()
+            .filter(|x| !x.to_ascii_uppercase().starts_with("FORMAT"))
+            .cloned()
+            .collect();
+        o.push("FORMAT JSON".into());
+        if analyze {
+            o.retain(|x| !x.to_ascii_uppercase().starts_with("SUMMARY"));
+            o.insert(0, "ANALYZE".into());
+            o.insert(1, "SUMMARY ON".into());
+        }
+        let mut runs = Vec::new();
+        let mut node_plan = None;
+        if !has_params {
+            for (i, (node, node_sql)) in inner.node_sql(sql).iter().enumerate() {
+                if !analyze && i > 0 {
+                    break;
+                }
+                let q = format!("EXPLAIN ({}) {node_sql}", o.join(", "));
+                let text = match self.text_rows(*node, &q).await? {
+                    Ok(r) => r.concat(),
+                    Err(e) => {
+                        self.push(&e);
+                        self.errored = true;
+                        return Ok(());
+                    }
+                };
+                let v: serde_json::Value =
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+                let name = names.get(*node).cloned().unwrap_or_default();
+                if analyze {
+                    runs.push(NodeRun {
+                        node: name.clone(),
+                        rows: v.pointer("/0/Plan/Actual Rows").cloned(),
+                        time: v.pointer("/0/Execution Time").cloned(),
+                    });
+                }
+                if node_plan.is_none() {
+                    node_plan = Some((name, v));
+                }
+            }
+        }
+        let t = tree(
+            &steps,
+            &runs,
+            node_plan.as_ref().map(|(n, v)| (n.as_str(), v.clone())),
+        );
+        if describe {
+            self.push(&description_for(options));
+        }
+        self.push(&text_row(&render(&t, format)));
         self.push(&be::command_complete("EXPLAIN"));
         Ok(())
     }

@@ -16,6 +16,16 @@ LEFT JOIN orders o ON c.customer_id = o.customer_id
 WHERE c.country = 'US'
 GROUP BY c.customer_id, c.name, c.country;
 
+EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+SELECT c.name, o.order_date, o.total_amount
+FROM customers c
+JOIN orders o ON c.customer_id = o.customer_id
+WHERE c.country = 'US'
+  AND o.order_date >= '2024-01-01'
+  AND o.total_amount > 500
+ORDER BY o.order_date DESC
+LIMIT 10;
+
 SET enable_hashjoin = off;
 SET enable_mergejoin = off;
 EXPLAIN ANALYZE
@@ -181,7 +191,7 @@ FROM partition_performance
 WHERE seq_scan + idx_scan > 0
 ORDER BY total_scans DESC;
 
-EXPLAIN (ANALYZE, BUFFERS)
+EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
 SELECT COUNT(*)
 FROM sales_analytics
 WHERE sale_date BETWEEN '2024-02-01' AND '2024-02-29';

@@ -217,6 +217,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                                 }
                             }
                         }
+                        PortalRun::Explain {
+                            plan: Plan::Explain { options, .. },
+                            ..
+                        } => b.items.push(Item::Local(explain::description_for(options))),
                         PortalRun::Explain { .. } => {
                             b.items.push(Item::Local(explain::description()))
                         }
