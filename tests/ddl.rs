@@ -286,3 +286,55 @@ async fn a_table_without_a_shard_on_the_default_node_is_whole() {
     ok(&mut c, "TRUNCATE far").await;
     ok(&mut c, "DROP TABLE far").await;
 }
+
+/// A table or materialized view made from rows of several nodes, with a node down: the
+/// statement fails whole; nothing is left on the default node, and a REFRESH keeps the view's
+/// rows as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_from_rows_with_a_node_down_leaves_nothing() {
+    let own = Own::start_with_tables("ddl-made-down", 3, "", "", TABLES).await;
+    let mut c = Conn::connect(own.port, "app", "app-secret", "app")
+        .await
+        .expect("shardgate");
+    ok(
+        &mut c,
+        "CREATE TABLE us (id int8 PRIMARY KEY, country text)",
+    )
+    .await;
+    let rows: Vec<String> = (1..=30).map(|i| format!("({i}, 'DE')")).collect();
+    ok(
+        &mut c,
+        &format!("INSERT INTO us VALUES {}", rows.join(", ")),
+    )
+    .await;
+    ok(
+        &mut c,
+        "CREATE MATERIALIZED VIEW mv AS SELECT count(*) AS n FROM us",
+    )
+    .await;
+    own.stop_worker(2);
+    for sql in [
+        "CREATE TABLE cp AS SELECT * FROM us",
+        "CREATE MATERIALIZED VIEW mv2 AS SELECT count(*) AS n FROM us",
+        "REFRESH MATERIALIZED VIEW mv",
+    ] {
+        let a = c.run(Mode::Simple, sql).await;
+        assert!(a.is_err(), "{sql}: {a:?}");
+    }
+    let w0 = own.worker(0).await;
+    let left: i64 = w0
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname IN ('cp', 'mv2')",
+            &[],
+        )
+        .await
+        .expect("pg_class")
+        .get(0);
+    assert_eq!(left, 0);
+    let n: i64 = w0
+        .query_one("SELECT n FROM mv", &[])
+        .await
+        .expect("mv")
+        .get(0);
+    assert_eq!(n, 30);
+}
