@@ -239,6 +239,17 @@ async fn a_function_over_distributed_tables_is_created_with_a_warning() {
         rx.try_recv().is_err(),
         "a warning for a function over no table"
     );
+    // Tutorial 002's create_monthly_partition: DDL built at run time.
+    client
+        .batch_execute(
+            "CREATE FUNCTION mk(tbl text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN \
+             EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', tbl || '_x', tbl); END $$",
+        )
+        .await
+        .expect("create function");
+    let (severity, message) = rx.recv().await.expect("a notice");
+    assert_eq!(severity, "WARNING");
+    assert!(message.contains("built at run time"), "{message}");
 }
 
 /// A table with no shard on the default node: merges (described there), catalog queries and

@@ -393,10 +393,26 @@ fn names_distributed(text: &str, map: &ShardMap) -> Option<String> {
 /// node's rows only: said when it is created, as Citus warns about functions it cannot
 /// delegate.
 fn function_over_distributed(text: &str, map: &ShardMap) -> Option<String> {
-    names_distributed(text, map).map(|t| {
-        format!(
+    if let Some(t) = names_distributed(text, map) {
+        return Some(format!(
             "function body names distributed table \"{t}\": called through a statement, it runs on a node and sees only that node's rows of \"{t}\""
-        )
+        ));
+    }
+    // SQL built at run time (tutorial 002's `EXECUTE format('CREATE TABLE %I PARTITION OF
+    // %I ...')`) names no table shardgate can see; DDL it runs reaches one node only.
+    let lower = text.to_lowercase();
+    let dynamic = lower.contains("execute") && (lower.contains("format(") || lower.contains("||"));
+    let ddl = [
+        "partition of",
+        "create table",
+        "drop table",
+        "alter table",
+        "create index",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    (dynamic && ddl && map.tables().iter().any(|t| !t.is_reference())).then(|| {
+        "function body runs SQL built at run time: called through a statement, it runs inside PostgreSQL on one node, so DDL it runs on distributed tables (such as CREATE TABLE ... PARTITION OF) reaches that node only (use shardgate.create_time_partitions / drop_time_partitions, or run the DDL through shardgate)".to_string()
     })
 }
 
