@@ -135,12 +135,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
                 let table = hidden(&create.name);
                 let q = query.to_string();
-                let rows = match with_data {
-                    true => match self.captured(&q).await? {
-                        Some(r) => r,
-                        None => return Ok(Some(false)),
-                    },
-                    false => Vec::new(),
+                let Some(rows) = self.view_rows(&q, with_data).await? else {
+                    return Ok(Some(false));
                 };
                 self.begin_if_none();
                 let setup = [
@@ -175,12 +171,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 let Some(q) = found.into_iter().next().and_then(|r| r.into_iter().next()) else {
                     return Ok(None);
                 };
-                let rows = match with_data {
-                    true => match self.captured(&q).await? {
-                        Some(r) => r,
-                        None => return Ok(Some(false)),
-                    },
-                    false => Vec::new(),
+                let Some(rows) = self.view_rows(&q, with_data).await? else {
+                    return Ok(Some(false));
                 };
                 self.begin_if_none();
                 if !self.on_default_node(&format!("TRUNCATE {table}")).await? {
@@ -229,6 +221,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let node = self.shared.config.default_node;
         if let Some(t) = self.txn.txn.as_mut() {
             t.wrote.insert(node);
+        }
+    }
+
+    /// A view's rows: its query's, or none for WITH NO DATA; None after the query's error.
+    async fn view_rows(&mut self, q: &str, with_data: bool) -> SgResult<Option<Vec<Frame>>> {
+        match with_data {
+            true => self.captured(q).await,
+            false => Ok(Some(Vec::new())),
         }
     }
 
