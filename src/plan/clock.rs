@@ -116,6 +116,7 @@ pub fn scatter(
         why,
         learn: None,
         returning_order: Vec::new(),
+        params: Vec::new(),
     })
 }
 

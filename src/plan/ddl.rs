@@ -230,6 +230,7 @@ pub fn create_table(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
         why: format!("create {} table \"{name}\" on its nodes", t.kind.method()),
         learn: (!t.is_reference()).then(|| (name.clone(), ty, pos)),
         returning_order: Vec::new(),
+        params: Vec::new(),
     })
 }
 

@@ -57,11 +57,6 @@ pub fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgRes
             why: "key pins one node".into(),
         });
     }
-    if !values.params.is_empty() {
-        return Err(SgError::unsupported(
-            "a multi-row INSERT with parameters whose rows belong to different nodes (send one row per statement)",
-        ));
-    }
     let Statement::Insert(ins) = reparse(text)? else {
         return Err(SgError::internal("INSERT did not re-parse as one"));
     };
@@ -73,7 +68,7 @@ pub fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgRes
     } else {
         Vec::new()
     };
-    let mut parts = Vec::new();
+    let (mut parts, mut params) = (Vec::new(), Vec::new());
     for (node, rows) in by_node {
         let mut part = ins.clone();
         if let Some(q) = part.source.as_mut() {
@@ -84,7 +79,11 @@ pub fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgRes
                     .collect();
             }
         }
-        parts.push((node, vec![Statement::Insert(part).to_string()]));
+        let mut part = Statement::Insert(part);
+        if !values.params.is_empty() {
+            params.push(renumber_params(&mut part)?);
+        }
+        parts.push((node, vec![part.to_string()]));
     }
     Ok(Plan::PerNode {
         parts,
@@ -92,7 +91,57 @@ pub fn insert(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgRes
         why: "multi-row INSERT split by node".into(),
         learn: None,
         returning_order,
+        params,
     })
+}
+
+/// Renumbers a part's parameters `$1..` in the order they appear and returns the client's
+/// parameter (0-based) each new number stands for: a part must bind only the parameters its
+/// text uses, as PostgreSQL cannot infer the type of one it does not.
+fn renumber_params(stmt: &mut Statement) -> SgResult<Vec<usize>> {
+    use sqlparser::ast::{Expr, Value, VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+    struct Renumber {
+        used: Vec<usize>,
+        bad: bool,
+    }
+    impl VisitorMut for Renumber {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Value(v) = e {
+                if let Value::Placeholder(p) = &mut v.value {
+                    let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) else {
+                        self.bad = true;
+                        return ControlFlow::Break(());
+                    };
+                    let Some(old) = n.checked_sub(1) else {
+                        self.bad = true;
+                        return ControlFlow::Break(());
+                    };
+                    let new = match self.used.iter().position(|u| *u == old) {
+                        Some(i) => i,
+                        None => {
+                            self.used.push(old);
+                            self.used.len() - 1
+                        }
+                    };
+                    *p = format!("${}", new + 1);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut r = Renumber {
+        used: Vec::new(),
+        bad: false,
+    };
+    let _ = stmt.visit(&mut r);
+    if r.bad {
+        return Err(SgError::unsupported(
+            "a multi-row INSERT over several nodes with a parameter other than $n",
+        ));
+    }
+    Ok(r.used)
 }
 
 pub fn insert_select(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {

@@ -8,6 +8,7 @@ pub mod copy;
 pub mod ddl;
 pub mod explain;
 pub mod fill;
+pub mod inline;
 pub mod insert;
 pub mod merge;
 pub mod moves;
@@ -66,6 +67,9 @@ pub enum Plan {
         /// For a multi-row INSERT ... RETURNING: the node of each VALUES row, so the returned
         /// rows come back in VALUES order as PostgreSQL returns them (empty: node order).
         returning_order: Vec<usize>,
+        /// For a statement with parameters (extended protocol): per part, the client's
+        /// parameters it uses (0-based), renumbered `$1..` in its text. Empty otherwise.
+        params: Vec<Vec<usize>>,
     },
     /// The worker part on several nodes, combined by shardgate (and the merge node).
     Merge {

@@ -85,7 +85,10 @@ fn statements(d: &Declare, names: &[String]) -> SgResult<(String, String)> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Runs `DECLARE ... CURSOR` over rows of several nodes; None when the statement is not a
     /// cursor or PostgreSQL on the default node reads all of its rows itself.
-    pub(super) async fn declare_cursor(&mut self, text: &str) -> SgResult<Option<bool>> {
+    pub(in crate::session) async fn declare_cursor(
+        &mut self,
+        text: &str,
+    ) -> SgResult<Option<bool>> {
         let Some(Statement::Declare { stmts }) = crate::analyze::parse_sql(text)
             .ok()
             .and_then(|mut v| v.pop())

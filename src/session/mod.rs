@@ -62,6 +62,8 @@ pub struct Session<S> {
     pub batch_synced: bool,
     /// A query's rows kept for shardgate instead of sent (`materialize`).
     pub capture: Option<materialize::Capture>,
+    /// A client message read but not yet handled (a Query that ended an extended batch).
+    pending: Option<Frame>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -86,6 +88,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             active: Default::default(),
             batch_synced: false,
             capture: None,
+            pending: None,
         }
     }
 
@@ -301,9 +304,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 break;
             }
             let draining = *shutdown.borrow();
-            let frame = tokio::select! {
-                f = self.read_client() => f?,
-                _ = shutdown.changed(), if !draining => continue,
+            let frame = match self.pending.take() {
+                Some(f) => Some(f),
+                None => tokio::select! {
+                    f = self.read_client() => f?,
+                    _ = shutdown.changed(), if !draining => continue,
+                },
             };
             let Some(frame) = frame else { break };
             self.publish_active();

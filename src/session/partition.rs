@@ -82,6 +82,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             why,
             learn: None,
             returning_order: Vec::new(),
+            params: Vec::new(),
         };
         // The DDL and the catalog's record commit together, or neither does: in the client's
         // transaction (the map changes when it commits), else in one of their own.
@@ -113,7 +114,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             t.wrote.extend(ddl.nodes(map));
             t.partitioned.extend(ddl.tables());
         }
-        let ok = self.run_per_node(&plan).await?;
+        let ok = self.run_per_node(&plan, None).await?;
         if ok {
             let sql = crate::catalog::partitions::record_sql(&ddl, &self.shared.node_names);
             let recorded = match self.backend(catalog).await {

@@ -70,42 +70,61 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.play(&mut batch, sync).await?;
                 if sync {
                     self.finish_sync(&mut batch).await?;
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            batch.bytes += frame.raw.len();
-            let limit = batch_limit(self.shared.config.max_message_bytes);
-            if !batch.failed && batch.bytes > limit {
-                let e = SgError::new(
+                // Flush does not end the batch: the nodes it reached still wait for its Sync
+                // (and skip messages up to it after an error), as PostgreSQL's own extended
+                // query cycle runs to Sync (protocol-flow.html, "Extended Query").
+                self.flush().await?;
+                batch.bytes = 0;
+            } else {
+                batch.bytes += frame.raw.len();
+                let limit = batch_limit(self.shared.config.max_message_bytes);
+                if !batch.failed && batch.bytes > limit {
+                    let e = SgError::new(
                     crate::error::code::PROGRAM_LIMIT_EXCEEDED,
                     format!(
                         "extended-protocol messages before Sync exceed {limit} bytes (4 × server.max_message_bytes); send Sync more often"
                     ),
                 );
-                batch.items.push(Item::Local(be::error(&e)));
-                batch.failed = true;
-                if let Some(t) = self.txn.txn.as_mut() {
-                    t.failed = true;
-                }
-            }
-            if !batch.failed {
-                if let Err(e) = self.message(&mut batch, &frame).await {
                     batch.items.push(Item::Local(be::error(&e)));
                     batch.failed = true;
                     if let Some(t) = self.txn.txn.as_mut() {
                         t.failed = true;
                     }
                 }
+                if !batch.failed {
+                    if let Err(e) = self.message(&mut batch, &frame).await {
+                        batch.items.push(Item::Local(be::error(&e)));
+                        batch.failed = true;
+                        if let Some(t) = self.txn.txn.as_mut() {
+                            t.failed = true;
+                        }
+                    }
+                }
             }
             frame = match self.read_client().await? {
-                Some(f) => f,
-                None => return Ok(()),
+                Some(f) if f.tag != fe::TERMINATE => f,
+                // The client left before Sync: the nodes this batch reached are mid-cycle and
+                // must not go back to the pool.
+                _ => {
+                    for n in &batch.touched {
+                        if let Some(c) = self.txn.conns.get_mut(n) {
+                            c.broken = true;
+                        }
+                    }
+                    self.txn.drop_broken();
+                    return Ok(());
+                }
             };
             if !fe::is_extended(frame.tag) {
-                return Err(SgError::protocol(format!(
-                    "unexpected message type '{}' inside an extended query",
-                    frame.tag as char
-                )));
+                // PostgreSQL takes a Query before the batch's Sync (asyncpg sends COPY so
+                // after a Parse/Describe/Flush): the batch ends as if synced, without a
+                // ReadyForQuery of its own, and the message is read next.
+                self.play(&mut batch, true).await?;
+                self.finish_batch(&mut batch).await?;
+                self.pending = Some(frame);
+                return Ok(());
             }
         }
     }
@@ -198,7 +217,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                                 verb = v.to_string();
                                 sum += c.unwrap_or(0);
                             }
-                            None => b.failed = true,
+                            None => {
+                                // One error per statement: the other nodes' replies are
+                                // read and dropped at Sync (`finish_batch`).
+                                b.failed = true;
+                                break;
+                            }
                         }
                     }
                     if !b.failed {
@@ -211,7 +235,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         match self.exec_collect(n, i == 0).await? {
                             Some(tag) if i == 0 => first = Some(tag),
                             Some(_) => {}
-                            None => b.failed = true,
+                            None => {
+                                b.failed = true;
+                                break;
+                            }
                         }
                     }
                     if let (false, Some(tag)) = (b.failed, first) {
@@ -283,6 +310,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Sync: every node the batch touched finishes its implicit transaction; the client gets
     /// one ReadyForQuery.
     async fn finish_sync(&mut self, b: &mut Batch) -> SgResult<()> {
+        self.finish_batch(b).await?;
+        self.ready();
+        self.txn.release();
+        Ok(())
+    }
+
+    /// The end of a batch: its nodes' ReadyForQuery read, shardgate's implicit transaction
+    /// ended.
+    async fn finish_batch(&mut self, b: &mut Batch) -> SgResult<()> {
         if b.failed || self.errored {
             for (node, name) in std::mem::take(&mut b.parsed) {
                 if let Some(c) = self.txn.conns.get_mut(&node) {
@@ -303,9 +339,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         // A batch that wrote on several nodes ran in an implicit transaction of shardgate's:
         // it ends here, as PostgreSQL's ends at Sync.
-        self.end_implicit().await?;
-        self.ready();
-        self.txn.release();
-        Ok(())
+        self.end_implicit().await
     }
 }

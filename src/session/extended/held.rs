@@ -16,8 +16,10 @@ use crate::session::Session;
 
 /// A portal's rows not yet fetched, and the command tag of the whole result.
 pub struct Held {
-    rows: VecDeque<Frame>,
+    pub(super) rows: VecDeque<Frame>,
     tag: String,
+    /// The rows' RowDescription, for a FETCH in SQL (`portal_sql`).
+    pub(super) description: Option<Frame>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -51,6 +53,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             p.held = Some(Held {
                 rows: cap.rows.into(),
                 tag,
+                description: cap.description,
             });
         }
         self.serve_held(name, max_rows)?;

@@ -86,6 +86,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 let run = if let Some(op) = prepared.session_op() {
                     b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
                     PortalRun::Session(op)
+                } else if prepared.stmt().is_some_and(|s| {
+                    matches!(s.ast, Some(sqlparser::ast::Statement::Declare { .. }))
+                }) {
+                    let types = fe::read_param_types(&prepared.parse.types);
+                    let sql = crate::plan::inline::inline_params(
+                        &prepared.parse.sql,
+                        &bind.params,
+                        &bind.param_formats,
+                        &types,
+                    )?;
+                    b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
+                    PortalRun::Declare { sql }
                 } else if partitioning {
                     // Run at Execute as the simple protocol runs it (`Session::partition_ddl`).
                     b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
@@ -134,7 +146,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         | Plan::InsertSelect { .. }
                         | Plan::MoveRows { .. } => {
                             b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
-                            PortalRun::PerNode(p)
+                            let insert = matches!(p, Plan::PerNode { .. }) && stmt.insert.is_some();
+                            PortalRun::PerNode {
+                                plan: p,
+                                bind: insert.then(|| bind.clone()),
+                            }
                         }
                         Plan::Session(op) => {
                             b.items.push(Item::Local(be::simple(be::BIND_COMPLETE)));
@@ -183,7 +199,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         self.queue(b, node, Some(&prepared), frame, item).await?;
                     }
                 } else {
-                    let portal = self.portals.get(&name).ok_or_else(|| no_portal(&name))?;
+                    let Some(portal) = self.portals.get(&name) else {
+                        // A cursor DECLAREd in SQL is a portal of the default node's backend
+                        // (every cursor lives there, `declare_cursor`): psycopg describes its
+                        // server-side cursors this way.
+                        let node = self.shared.config.default_node;
+                        let frame = fe::build_target(fe::DESCRIBE, b'P', &name);
+                        let item = Item::Remote {
+                            node,
+                            unit: Unit::DescribePortal,
+                            forward: true,
+                        };
+                        self.queue(b, node, None, frame, item).await?;
+                        return Ok(());
+                    };
                     match &portal.run {
                         PortalRun::Nodes { nodes, .. } => {
                             let node = nodes.first().copied().unwrap_or(0);
@@ -195,7 +224,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             };
                             self.queue(b, node, None, frame, item).await?;
                         }
-                        PortalRun::Merge { bind, .. } => {
+                        PortalRun::Merge { bind, .. }
+                        | PortalRun::PerNode {
+                            bind: Some(bind), ..
+                        } => {
                             let formats = bind.result_formats.clone();
                             let stmt = portal.stmt.clone();
                             self.play(b, false).await?;
@@ -333,6 +365,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             .await?;
                     }
                     PortalRun::Explain { .. } => {}
+                    PortalRun::Declare { sql } => {
+                        let sql = sql.clone();
+                        self.play(b, false).await?;
+                        self.errored = false;
+                        let done = match self.declare_cursor(&sql).await? {
+                            Some(ok) => ok,
+                            None => {
+                                let d = self.shared.config.default_node;
+                                self.route_text(d, &sql).await?;
+                                !self.errored
+                            }
+                        };
+                        if !done {
+                            b.failed = true;
+                        }
+                    }
                     PortalRun::PartitionDdl => {
                         self.play(b, false).await?;
                         self.errored = false;
@@ -347,10 +395,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             b.failed = true;
                         }
                     }
-                    PortalRun::PerNode(p) => {
-                        let p = p.clone();
+                    PortalRun::PerNode { plan, bind } => {
+                        let (p, bind) = (plan.clone(), bind.clone());
+                        let types = fe::read_param_types(&portal.stmt.parse.types);
                         self.play(b, false).await?;
-                        if !self.run_per_node(&p).await? {
+                        let bound = bind.as_ref().map(|b| (b, types.as_slice()));
+                        if !self.run_per_node(&p, bound).await? {
                             b.failed = true;
                         }
                     }

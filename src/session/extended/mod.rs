@@ -7,6 +7,7 @@
 mod batch;
 mod held;
 mod message;
+mod portal_sql;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -56,10 +57,19 @@ pub enum PortalRun {
         combine: Combine,
     },
     Session(SessionOp),
-    /// Rewritten per-node statements, run when executed.
-    PerNode(Plan),
+    /// Rewritten per-node statements, run when executed; an INSERT's parts go with the
+    /// client's Bind (its parameters and result formats).
+    PerNode {
+        plan: Plan,
+        bind: Option<fe::Bind>,
+    },
     /// Partitioning DDL (`Session::partition_ddl`), run when executed.
     PartitionDdl,
+    /// DECLARE CURSOR, with the Bind's parameters written into its text (`plan::inline`),
+    /// run when executed as the simple protocol runs it (`Session::declare_cursor`).
+    Declare {
+        sql: String,
+    },
     /// A scatter-gather merge, run when executed.
     Merge {
         plan: Plan,

@@ -34,6 +34,48 @@ pub enum Mode {
     Silent,
 }
 
+/// The client's Bind for per-node parts sent in the extended protocol: each part gets the
+/// parameters its text uses (`Plan::PerNode::params`) and the client's result formats.
+pub struct Bound<'a> {
+    pub bind: &'a fe::Bind,
+    /// The statement's declared parameter types (0 or missing: PostgreSQL infers it).
+    pub types: &'a [u32],
+    pub params: &'a [Vec<usize>],
+}
+
+impl Bound<'_> {
+    /// Parse, Bind, Execute and Sync of part `i`.
+    fn frames(&self, i: usize, sql: &str) -> SgResult<Vec<Frame>> {
+        let none = Vec::new();
+        let used = self.params.get(i).unwrap_or(&none);
+        let mut types = Vec::with_capacity(used.len());
+        let mut formats = Vec::with_capacity(used.len());
+        let mut values = Vec::with_capacity(used.len());
+        for &u in used {
+            types.push(self.types.get(u).copied().unwrap_or(0));
+            formats.push(crate::execute::rows::format_of(&self.bind.param_formats, u));
+            values.push(
+                self.bind
+                    .params
+                    .get(u)
+                    .cloned()
+                    .ok_or_else(|| SgError::protocol(format!("Bind lacks parameter ${}", u + 1)))?,
+            );
+        }
+        let parse = fe::Parse {
+            name: String::new(),
+            sql: sql.to_string(),
+            types: fe::param_types(&types),
+        };
+        Ok(vec![
+            fe::build_parse("", &parse),
+            fe::build_bind_full("", "", &formats, &values, &self.bind.result_formats),
+            fe::build_execute("", 0),
+            fe::sync(),
+        ])
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub async fn route_text(&mut self, node: usize, sql: &str) -> SgResult<()> {
         self.forward_simple(node, fe::build_query(sql)).await
@@ -71,7 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         parts: Vec<(usize, Vec<String>)>,
         combine: Combine,
     ) -> SgResult<bool> {
-        let sent = self.send_parts(&parts).await;
+        let sent = self.send_parts(&parts, None).await;
         let mut ok = sent.len() == parts.len();
         let mut tags = Vec::new();
         let mut held = Vec::new();
@@ -143,13 +185,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Sends each node its statements as one Query, all before any reply is read (so the
     /// nodes work in parallel); the nodes sent to, in order, stopping at the first failure
     /// (reported).
-    async fn send_parts(&mut self, parts: &[(usize, Vec<String>)]) -> Vec<usize> {
+    async fn send_parts(
+        &mut self,
+        parts: &[(usize, Vec<String>)],
+        bound: Option<&Bound<'_>>,
+    ) -> Vec<usize> {
         let mut sent = Vec::new();
-        for (node, sqls) in parts {
-            let q = fe::build_query(&sqls.join(";\n"));
-            let r = match self.backend(*node).await {
-                Ok(c) => c.send(std::slice::from_ref(&q)).await,
-                Err(e) => Err(e),
+        for (i, (node, sqls)) in parts.iter().enumerate() {
+            let sql = sqls.join(";\n");
+            let frames = match bound {
+                Some(b) => b.frames(i, &sql),
+                None => Ok(vec![fe::build_query(&sql)]),
+            };
+            let r = match (frames, self.backend(*node).await) {
+                (Ok(frames), Ok(c)) => c.send(&frames).await,
+                (Err(e), _) | (_, Err(e)) => Err(e),
             };
             match r {
                 Ok(()) => sent.push(*node),
@@ -163,14 +213,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Runs an INSERT ... RETURNING split by node and returns its rows in VALUES order:
-    /// `order` names each row's node, and each node returns its own rows in order. The rows
-    /// are held (as many as the statement has VALUES rows). True when every node succeeded.
+    /// `order` names each row's node, and each node returns its own rows in order (none:
+    /// node by node). The rows are held (as many as the statement has VALUES rows). True
+    /// when every node succeeded. With `bound`, the parts go as Parse/Bind/Execute with the
+    /// client's parameters and result formats, and no RowDescription comes back (the
+    /// client's Describe answered it).
     pub async fn multi_in_order(
         &mut self,
         parts: &[(usize, Vec<String>)],
         order: &[usize],
+        bound: Option<&Bound<'_>>,
     ) -> SgResult<bool> {
-        let sent = self.send_parts(parts).await;
+        let sent = self.send_parts(parts, bound).await;
         let mut ok = sent.len() == parts.len();
         let mut rows: std::collections::BTreeMap<usize, std::collections::VecDeque<Frame>> =
             Default::default();

@@ -175,6 +175,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(done);
             }
         }
+        if stmt.accesses.is_empty() && !self.portals.is_empty() {
+            if let Some(done) = self.portal_sql(text).await? {
+                return Ok(done);
+            }
+        }
         // SQL-level PREPARE/EXECUTE/DEALLOCATE: EXECUTE runs its statement in its place.
         // Read from the text itself: a cached analysis has its constants lifted out.
         let explains_execute = matches!(&stmt.ast, Some(sqlparser::ast::Statement::Explain { statement, .. })
@@ -342,7 +347,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     .await?
             }
             Plan::PerNode { .. } | Plan::InsertSelect { .. } | Plan::MoveRows { .. } => {
-                self.run_per_node(&p).await?;
+                self.run_per_node(&p, None).await?;
             }
             Plan::Copy(c) => self.copy(c).await?,
         }
@@ -372,7 +377,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Rewritten per-node statements (then what DDL taught about the table), or an
     /// INSERT ... SELECT. True when it succeeded.
-    pub async fn run_per_node(&mut self, p: &Plan) -> SgResult<bool> {
+    /// Runs a per-node plan; `bound` carries an extended-protocol INSERT's Bind.
+    pub async fn run_per_node(
+        &mut self,
+        p: &Plan,
+        bound: Option<(&crate::protocol::frontend::Bind, &[u32])>,
+    ) -> SgResult<bool> {
         self.errored = false;
         match p {
             Plan::PerNode {
@@ -380,12 +390,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 combine,
                 learn,
                 returning_order,
+                params,
                 ..
             } => {
-                let ok = if returning_order.is_empty() {
-                    self.multi(parts.clone(), *combine).await?
-                } else {
-                    self.multi_in_order(parts, returning_order).await?
+                let ok = match bound {
+                    Some((bind, types)) => {
+                        let b = forward::Bound {
+                            bind,
+                            types,
+                            params,
+                        };
+                        self.multi_in_order(parts, returning_order, Some(&b))
+                            .await?
+                    }
+                    None if !params.is_empty() => {
+                        return Err(SgError::internal("per-node parts with parameters unbound"))
+                    }
+                    None if returning_order.is_empty() => {
+                        self.multi(parts.clone(), *combine).await?
+                    }
+                    None => self.multi_in_order(parts, returning_order, None).await?,
                 };
                 if let (true, Some((table, ty, pos))) = (ok, learn) {
                     let map = &self.shared.config.shardmap;
