@@ -36,6 +36,10 @@ pub struct Config {
     pub users: BTreeMap<String, String>,
     /// user name -> most concurrent sessions, for users with `max_connections`
     pub user_limits: BTreeMap<String, usize>,
+    /// user name -> the worker role its sessions connect as, and that role's password
+    pub user_roles: BTreeMap<String, (String, Option<String>)>,
+    /// Users who authenticate with md5 instead of SCRAM-SHA-256.
+    pub md5_users: std::collections::BTreeSet<String>,
     pub nodes: Vec<Node>,
     pub default_node: usize,
     pub pool_size: u32,
@@ -106,12 +110,37 @@ fn check(raw: RawConfig) -> Result<Config, String> {
     };
     let mut users = BTreeMap::new();
     let mut user_limits = BTreeMap::new();
+    let mut user_roles = BTreeMap::new();
+    let mut md5_users = std::collections::BTreeSet::new();
     for u in &raw.users {
         if users.insert(u.name.clone(), u.password.clone()).is_some() {
             return Err(format!("config: user \"{}\" is listed twice", u.name));
         }
         if let Some(n) = u.max_connections {
             user_limits.insert(u.name.clone(), n);
+        }
+        match (&u.role, &u.role_password) {
+            (Some(r), p) if !r.is_empty() => {
+                user_roles.insert(u.name.clone(), (r.clone(), p.clone()));
+            }
+            (Some(_), _) => return Err(format!("config: user \"{}\": role is empty", u.name)),
+            (None, Some(_)) => {
+                return Err(format!(
+                    "config: user \"{}\": role_password without a role",
+                    u.name
+                ))
+            }
+            (None, None) => {}
+        }
+        match u.auth.as_deref() {
+            None | Some("scram-sha-256") => {}
+            Some("md5") => {
+                md5_users.insert(u.name.clone());
+            }
+            Some(other) => return Err(format!(
+                "config: user \"{}\": auth \"{other}\" is neither \"scram-sha-256\" nor \"md5\"",
+                u.name
+            )),
         }
     }
     let s = &raw.server;
@@ -152,6 +181,8 @@ fn check(raw: RawConfig) -> Result<Config, String> {
         log_format,
         users,
         user_limits,
+        user_roles,
+        md5_users,
         nodes: raw
             .nodes
             .iter()

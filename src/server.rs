@@ -88,12 +88,19 @@ pub async fn serve(
     let max = shared.config.max_clients;
     let slots = Arc::new(Semaphore::new(max));
     let openings = Arc::new(Semaphore::new(opts.max_openings));
-    let auth = Arc::new(Authenticator::new(
-        Users::new(&shared.config.users),
+    let mut auth = Authenticator::new(
+        Users::with_md5(&shared.config.users, &shared.config.md5_users),
         opts.tls.clone(),
         opts.tls_required,
         shared.server_params.clone(),
-    ));
+    );
+    auth.roles = shared
+        .config
+        .user_roles
+        .iter()
+        .map(|(u, (r, _))| (u.clone(), (r.clone(), shared.superusers.contains(r))))
+        .collect();
+    let auth = Arc::new(auth);
     let per_user = Arc::new(PerUser::default());
     let opts = Arc::new(opts);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -145,6 +152,7 @@ pub async fn serve(
                 started.io,
                 started.read_buf,
                 started.settings,
+                started.user.clone(),
             );
             session.active = active;
             if let Err(e) = session.run(stop).await {

@@ -1303,6 +1303,99 @@ async fn extended_protocol_parameters_and_errors() {
     assert_eq!(got.expect("empty query"), want.expect("oracle"));
 }
 
+/// A user mapped to a worker role runs as that role on every node: its `current_user`, its
+/// privileges (a superuser-only setting and an ungranted write are refused as PostgreSQL
+/// refuses them), and the `session_authorization` and `is_superuser` it is told at startup.
+#[tokio::test]
+async fn a_users_statements_run_as_its_worker_role() {
+    env();
+    for w in 0..NODES {
+        worker(w)
+            .await
+            .batch_execute("GRANT SELECT ON user_analytics TO sg_reader")
+            .await
+            .expect("grant");
+    }
+    let r = connect_as("reader", "reader-secret")
+        .await
+        .expect("reader logs in");
+    assert_eq!(scalar(&r, "SELECT current_user").await, "sg_reader");
+    assert_eq!(scalar(&r, "SHOW session_authorization").await, "sg_reader");
+    assert_eq!(scalar(&r, "SHOW is_superuser").await, "off");
+    // Keyed reads on every node, and a scatter aggregate, as the role.
+    for id in 1..=12 {
+        let got = r
+            .query(
+                "SELECT current_user, username FROM user_analytics WHERE user_id = $1",
+                &[&(id as i64)],
+            )
+            .await
+            .expect("granted read");
+        for row in got {
+            assert_eq!(row.get::<_, String>(0), "sg_reader");
+        }
+    }
+    let sg = connect().await;
+    let all = "SELECT count(*) FROM user_analytics";
+    assert_eq!(scalar(&r, all).await, scalar(&sg, all).await);
+    let e = r
+        .simple_query("SHOW data_directory")
+        .await
+        .expect_err("superuser only");
+    assert_eq!(sqlstate(&e), "42501", "{}", describe(&e));
+    let e = r
+        .simple_query("UPDATE user_analytics SET username = 'x' WHERE user_id = 3")
+        .await
+        .expect_err("not granted");
+    assert_eq!(sqlstate(&e), "42501", "{}", describe(&e));
+    let e = r
+        .simple_query("SELECT count(*) FROM users")
+        .await
+        .expect_err("not granted");
+    assert_eq!(sqlstate(&e), "42501", "{}", describe(&e));
+    // The `app` user, without a role, keeps the nodes' URL role.
+    assert_eq!(scalar(&sg, "SELECT current_user").await, "postgres");
+}
+
+/// A user configured with `auth = "md5"` logs in with md5 (libpq's answer to
+/// AuthenticationMD5Password), and a wrong password gets PostgreSQL's 28P01.
+#[tokio::test]
+async fn md5_users_log_in_with_md5() {
+    env();
+    let c = connect_as("md5user", "md5-secret")
+        .await
+        .expect("md5 login");
+    assert_eq!(scalar(&c, "SELECT 1").await, "1");
+    let e = connect_as("md5user", "wrong")
+        .await
+        .expect_err("wrong password");
+    assert_eq!(sqlstate(&e), "28P01", "{}", describe(&e));
+    let o = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &env().port.to_string(),
+            "-U",
+            "md5user",
+            "-d",
+            "app",
+            "-c",
+            "SELECT 2",
+        ])
+        .env("PGPASSWORD", "md5-secret")
+        .output()
+        .expect("psql");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "2",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 // ---------- protocol: cancel, drain ----------
 
 /// A CancelRequest with the BackendKeyData shardgate sent stops a running keyed statement.
@@ -1330,6 +1423,58 @@ async fn cancel_request_stops_a_running_statement() {
         scalar(&sg, "SELECT username FROM user_analytics WHERE user_id = 9").await,
         "user_9"
     );
+}
+
+/// Ctrl-C during a scatter read (psql's simple protocol, and a driver's extended one): the
+/// cancel reaches every node's part, the client gets 57014 once (the next statement gets its
+/// own answer, not a second error), and no node keeps running its part.
+#[tokio::test]
+async fn cancel_of_a_scatter_read_reaches_every_node() {
+    env();
+    for (i, extended) in [(1, false), (2, true)] {
+        let sg = connect().await;
+        let token = sg.cancel_token();
+        let marker = format!("cancel-marker-{i}");
+        let sql = format!(
+            "SELECT '{marker}', u.user_id, g FROM user_analytics u, generate_series(1, 5000000) g"
+        );
+        let cancel = async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            token.cancel_query(tokio_postgres::NoTls).await
+        };
+        let run = async {
+            match extended {
+                false => sg.simple_query(&sql).await.map(|_| ()),
+                true => sg.query(&sql, &[]).await.map(|_| ()),
+            }
+        };
+        let (res, cancelled) = futures::join!(run, cancel);
+        cancelled.expect("cancel request sent");
+        let e = res.expect_err("cancelled");
+        assert_eq!(sqlstate(&e), "57014", "{}", describe(&e));
+        assert_eq!(
+            scalar(&sg, "SELECT username FROM user_analytics WHERE user_id = 9").await,
+            "user_9"
+        );
+        let running = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE '%{marker}%'"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        for w in 0..NODES {
+            let c = worker(w).await;
+            loop {
+                let n = scalar(&c, &running).await;
+                if n == "0" {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "node {w} still runs its part of the cancelled statement"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Shutdown drains: no new sessions; an idle session is told to go; a session inside a

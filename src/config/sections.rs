@@ -65,6 +65,14 @@ pub struct UserSection {
     pub password: String,
     /// Most concurrent sessions of this user.
     pub max_connections: Option<usize>,
+    /// The role this user's statements run as on the workers (its privileges, its
+    /// `current_user`), instead of the role in the nodes' URLs, which shardgate keeps for its
+    /// own work (catalog, two-phase commit, health).
+    pub role: Option<String>,
+    /// That role's password on the workers, if they ask for one.
+    pub role_password: Option<String>,
+    /// How the user proves its password: "scram-sha-256" (the default) or "md5".
+    pub auth: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -20,7 +20,11 @@ use pool::{Manager, Pool, Pooled};
 /// What every session shares.
 pub struct Shared {
     pub config: Config,
+    /// Connections as the nodes' URLs name their role: shardgate's own work, and the
+    /// sessions of users without a `role`.
     pub pools: Vec<Pool>,
+    /// Per user with a `role`: connections as that role, for its sessions' statements.
+    pub role_pools: HashMap<String, Vec<Pool>>,
     pub targets: Vec<Target>,
     pub node_names: Vec<String>,
     pub cache: AnalysisCache,
@@ -28,6 +32,8 @@ pub struct Shared {
     pub server_params: Vec<(String, String)>,
     /// The workers sort text in C (byte) order, so shardgate's merges can too.
     pub c_collation: bool,
+    /// The default node's superuser roles, for the `is_superuser` a mapped user is told.
+    pub superusers: std::collections::HashSet<String>,
     /// Sessions by the process id in their BackendKeyData: their secret and the worker
     /// connections they hold (host, port, worker pid, worker secret), for CancelRequest.
     cancels: std::sync::Mutex<HashMap<i32, (i32, Active)>>,
@@ -45,17 +51,8 @@ pub type Active = Arc<std::sync::Mutex<Vec<(String, u16, i32, i32)>>>;
 impl Shared {
     pub async fn new(config: Config) -> Result<Arc<Shared>, String> {
         let timeout = Duration::from_secs(config.worker_timeout_secs);
-        let mut pools = Vec::new();
-        let mut targets = Vec::new();
-        for (i, n) in config.nodes.iter().enumerate() {
-            let target = Target::from_url(
-                i,
-                &n.name,
-                &n.url,
-                timeout,
-                Duration::from_secs(config.query_timeout_secs),
-            )?;
-            let pool = bb8::Pool::builder()
+        let build = |target: &Target| {
+            bb8::Pool::builder()
                 .max_size(config.pool_size)
                 .min_idle(Some(0))
                 .test_on_check_out(false)
@@ -68,7 +65,19 @@ impl Shared {
                 .connection_timeout(timeout)
                 .build_unchecked(Manager {
                     target: target.clone(),
-                });
+                })
+        };
+        let mut pools = Vec::new();
+        let mut targets = Vec::new();
+        for (i, n) in config.nodes.iter().enumerate() {
+            let target = Target::from_url(
+                i,
+                &n.name,
+                &n.url,
+                timeout,
+                Duration::from_secs(config.query_timeout_secs),
+            )?;
+            let pool = build(&target);
             health::spawn(
                 target.clone(),
                 Duration::from_millis(config.health_check_interval_ms.max(10)),
@@ -77,9 +86,25 @@ impl Shared {
             pools.push(pool);
             targets.push(target);
         }
+        // A user's role connects to the same nodes (their health shared) as another login.
+        let mut role_pools = HashMap::new();
+        for (user, (role, password)) in &config.user_roles {
+            let as_role: Vec<Pool> = targets
+                .iter()
+                .map(|t| {
+                    build(&Target {
+                        user: role.clone(),
+                        password: password.as_ref().map(|p| p.as_bytes().to_vec()),
+                        ..t.clone()
+                    })
+                })
+                .collect();
+            role_pools.insert(user.clone(), as_role);
+        }
         let node_names = config.nodes.iter().map(|n| n.name.clone()).collect();
         let mut server_params = Vec::new();
         let mut c_collation = false;
+        let mut superusers = std::collections::HashSet::new();
         let mut functions = crate::catalog::functions::Functions::default();
         // The default node's own parameters, so clients see the workers' server_version.
         match backend::Backend::connect(&targets[config.default_node]).await {
@@ -95,6 +120,18 @@ impl Shared {
                                 .and_then(|c| c.into_iter().next().flatten())
                                 .is_some_and(|v| &v[..] == b"C" || &v[..] == b"POSIX")
                     });
+                }
+                if let Ok(frames) = b.run("SELECT rolname FROM pg_roles WHERE rolsuper").await {
+                    for f in frames
+                        .iter()
+                        .filter(|f| f.tag == crate::protocol::backend::DATA_ROW)
+                    {
+                        if let Some(Some(v)) =
+                            rows::columns(f).ok().and_then(|c| c.into_iter().next())
+                        {
+                            superusers.insert(String::from_utf8_lossy(&v).to_string());
+                        }
+                    }
                 }
                 match crate::catalog::functions::Functions::load(&mut b).await {
                     Ok(f) => functions = f,
@@ -149,12 +186,14 @@ impl Shared {
             columns: Default::default(),
             config,
             pools,
+            role_pools,
             targets,
             node_names,
             cache,
             functions_loading: Default::default(),
             server_params,
             c_collation,
+            superusers,
             cancels: Default::default(),
         }))
     }
@@ -241,8 +280,19 @@ impl Shared {
     /// node is down (or when it falls while this waits), and never hands out a connection the
     /// worker closed or that predates the node's last fall.
     pub async fn acquire(&self, node: usize) -> SgResult<Pooled> {
-        let (pool, target) = self
-            .pools
+        self.acquire_from(&self.pools, node).await
+    }
+
+    /// As [`acquire`], for a session of `user`: as the user's worker role when it has one.
+    pub async fn acquire_for(&self, user: &str, node: usize) -> SgResult<Pooled> {
+        match self.role_pools.get(user) {
+            Some(pools) => self.acquire_from(pools, node).await,
+            None => self.acquire(node).await,
+        }
+    }
+
+    async fn acquire_from(&self, pools: &[Pool], node: usize) -> SgResult<Pooled> {
+        let (pool, target) = pools
             .get(node)
             .zip(self.targets.get(node))
             .ok_or_else(|| SgError::internal(format!("no pool for node {node}")))?;

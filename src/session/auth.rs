@@ -28,22 +28,85 @@ const MAX_AUTH_MESSAGE: usize = 65_535;
 pub struct Users {
     salted: HashMap<String, Vec<u8>>,
     mock: Vec<u8>,
+    /// Users who authenticate with md5, and their passwords.
+    md5: HashMap<String, String>,
 }
 
 impl Users {
     pub fn new(users: &BTreeMap<String, String>) -> Users {
+        Self::with_md5(users, &Default::default())
+    }
+
+    pub fn with_md5(
+        users: &BTreeMap<String, String>,
+        md5: &std::collections::BTreeSet<String>,
+    ) -> Users {
         Users {
             salted: users
                 .iter()
+                .filter(|(u, _)| !md5.contains(*u))
                 .map(|(u, p)| (u.clone(), gen_salted_password(p, SALT, SCRAM_ITERATIONS)))
                 .collect(),
             mock: gen_salted_password(&random_nonce(), SALT, SCRAM_ITERATIONS),
+            md5: users
+                .iter()
+                .filter(|(u, _)| md5.contains(*u))
+                .map(|(u, p)| (u.clone(), p.clone()))
+                .collect(),
         }
     }
 
     fn password(&self, user: &str) -> Password {
         let p = self.salted.get(user).unwrap_or(&self.mock);
         Password::new(Some(SALT.to_vec()), p.clone())
+    }
+}
+
+/// The user's password exchange: md5 for the users configured so, else SCRAM-SHA-256.
+pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    server: &ScramServerAuth,
+    users: &Users,
+    user: &str,
+) -> Result<(), SgError> {
+    match users.md5.get(user) {
+        Some(password) => md5(io, user, password).await,
+        None => scram(io, server, users, user).await,
+    }
+}
+
+/// md5 (auth.c CheckMD5Auth): a random salt, and the client answers
+/// "md5" + md5(md5(password + user) + salt) in hex.
+async fn md5<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    user: &str,
+    password: &str,
+) -> Result<(), SgError> {
+    let salt = super::startup::random_i32().to_be_bytes();
+    write(io, &auth_message(5, &salt).raw).await?;
+    let Some(answer) = read_password_message(io).await? else {
+        return Err(SgError::new(
+            code::CLIENT_GONE,
+            "client left during authentication",
+        ));
+    };
+    let want =
+        postgres_protocol::authentication::md5_hash(user.as_bytes(), password.as_bytes(), salt);
+    let got = answer.strip_suffix(&[0u8]).unwrap_or(&answer);
+    // Compared in constant time: how much of a guess was right must not show in the timing.
+    let same = got.len() == want.len()
+        && got
+            .iter()
+            .zip(want.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(SgError::new(
+            code::INVALID_PASSWORD,
+            format!("password authentication failed for user \"{user}\""),
+        ))
     }
 }
 

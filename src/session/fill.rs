@@ -122,7 +122,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let frames = if self.txn.txn.is_some() || sequence {
             self.backend(node).await?.run(&sql).await?
         } else {
-            let mut c = self.shared.acquire(node).await?;
+            let mut c = self.shared.acquire_for(&self.user, node).await?;
             c.sync_settings(&self.settings).await?;
             c.run(&sql).await?
         };

@@ -101,7 +101,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             )
         };
         // The SELECT runs on a connection of its own: a target may live on the same node.
-        let mut src = self.shared.acquire(p.source_node).await?;
+        let mut src = self.shared.acquire_for(&self.user, p.source_node).await?;
         src.sync_settings(&self.settings).await?;
         src.send(&[fe::build_query(p.source_sql)]).await?;
         let mut buffers: BTreeMap<usize, BytesMut> = BTreeMap::new();

@@ -81,7 +81,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             ),
         };
         let node = self.shared.config.default_node;
-        let mut c = self.shared.acquire(node).await?;
+        let mut c = self.shared.acquire_for(&self.user, node).await?;
         c.sync_settings(&self.settings).await?;
         let frames = c.run(&sql).await?;
         let n: i64 = frames

@@ -62,6 +62,8 @@ pub struct Session<S> {
     pub batch_synced: bool,
     /// A query's rows kept for shardgate instead of sent (`materialize`).
     pub capture: Option<materialize::Capture>,
+    /// The client's user name: its worker connections are its role's (`Shared::acquire_for`).
+    pub user: String,
     /// A client message read but not yet handled (a Query that ended an extended batch).
     pending: Option<Frame>,
 }
@@ -72,6 +74,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         client: S,
         rbuf: BytesMut,
         settings: BTreeMap<String, String>,
+        user: String,
     ) -> Self {
         Session {
             shared,
@@ -89,6 +92,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             batch_synced: false,
             capture: None,
             pending: None,
+            user,
         }
     }
 
@@ -226,7 +230,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Ok(None);
         }
         let node = self.shared.config.default_node;
-        let mut c = self.shared.acquire(node).await?;
+        let mut c = self.shared.acquire_for(&self.user, node).await?;
         let checked = async {
             c.sync_settings(&self.settings).await?;
             let frames = [

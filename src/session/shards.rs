@@ -50,7 +50,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 continue;
             }
             let sql = node_sql(&names);
-            let frames = self.shared.acquire(node).await?.run(&sql).await?;
+            let frames = self
+                .shared
+                .acquire_for(&self.user, node)
+                .await?
+                .run(&sql)
+                .await?;
             let mut answers = Vec::new();
             for f in frames.iter().filter(|f| f.tag == be::DATA_ROW) {
                 let v = crate::execute::rows::columns(f)?;

@@ -39,6 +39,9 @@ pub struct Authenticator {
     tls_required: bool,
     /// ParameterStatus values every client gets (the default node's).
     server_params: Vec<(String, String)>,
+    /// Users with a worker role: the role, and whether it is a superuser there. A session
+    /// is told the role as its `session_authorization`, as PostgreSQL tells its own.
+    pub roles: BTreeMap<String, (String, bool)>,
     next_pid: std::sync::atomic::AtomicI32,
 }
 
@@ -57,6 +60,7 @@ impl Authenticator {
             tls,
             tls_required,
             server_params,
+            roles: BTreeMap::new(),
             next_pid: std::sync::atomic::AtomicI32::new(random_i32().rem_euclid(1 << 20) + 1000),
         }
     }
@@ -118,11 +122,23 @@ pub async fn startup(
 pub async fn admit(s: &mut Started, auth: &Authenticator) -> Result<(), SgError> {
     let mut out = BytesMut::new();
     out.extend_from_slice(&auth_message(0, &[]).raw);
+    let role = auth.roles.get(&s.user);
     for (k, v) in &auth.server_params {
+        let v = match (k.as_str(), role) {
+            ("is_superuser", Some((_, sup))) => {
+                if *sup {
+                    "on"
+                } else {
+                    "off"
+                }
+            }
+            _ => v.as_str(),
+        };
         out.extend_from_slice(&be::parameter_status(k, v).raw);
     }
     out.extend_from_slice(&be::parameter_status("application_name", &s.application_name).raw);
-    out.extend_from_slice(&be::parameter_status("session_authorization", &s.user).raw);
+    let authorization = role.map_or(s.user.as_str(), |(r, _)| r.as_str());
+    out.extend_from_slice(&be::parameter_status("session_authorization", authorization).raw);
     let mut key = BytesMut::new();
     key.put_i32(s.key.0);
     key.put_i32(s.key.1);
@@ -227,7 +243,7 @@ impl Opener {
         }
         let settings = super::settings::startup_settings(params.iter())?;
         let io = self.io()?;
-        auth::scram(io, &auth.scram, &auth.users, &user).await?;
+        auth::authenticate(io, &auth.scram, &auth.users, &user).await?;
         let pid = auth
             .next_pid
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -294,7 +310,7 @@ fn startup_params(body: &[u8]) -> Result<BTreeMap<String, String>, SgError> {
     }
 }
 
-fn random_i32() -> i32 {
+pub(super) fn random_i32() -> i32 {
     let n = random_nonce();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(&n, &mut h);

@@ -208,7 +208,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// settings.
     async fn attach(&mut self, node: usize) -> SgResult<()> {
         if !self.txn.conns.contains_key(&node) {
-            let mut c = self.shared.acquire(node).await?;
+            let mut c = self.shared.acquire_for(&self.user, node).await?;
             if c.prepared.len() > 2000 {
                 c.run("DEALLOCATE ALL").await?;
                 c.prepared.clear();

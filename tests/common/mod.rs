@@ -149,6 +149,8 @@ ranges = [ { from = "MINVALUE", to = 100, node = "w1" }, { from = 100, to = "MAX
 pub fn config_toml(ports: &[u16]) -> String {
     let mut t = String::from("[server]\nlisten = \"127.0.0.1:0\"\npool_size = 16\n\n");
     t += "[[users]]\nname = \"app\"\npassword = \"app-secret\"\n\n";
+    t += "[[users]]\nname = \"reader\"\npassword = \"reader-secret\"\nrole = \"sg_reader\"\n\n";
+    t += "[[users]]\nname = \"md5user\"\npassword = \"md5-secret\"\nauth = \"md5\"\n\n";
     for (i, p) in ports.iter().enumerate() {
         t += &format!(
             "[[nodes]]\nname = \"w{}\"\nurl = \"postgresql://postgres@127.0.0.1:{p}/app\"\n\n",
@@ -270,6 +272,8 @@ fn init() -> Result<Env, String> {
             "app",
             "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
         )?;
+        // The worker role of the config's `reader` user: no superuser, only what it is granted.
+        psql(i, "app", "CREATE ROLE sg_reader LOGIN")?;
     }
     *CLUSTER.lock().map_err(|e| e.to_string())? = Some((cluster, root.clone()));
 
