@@ -137,10 +137,12 @@ fn check(raw: RawConfig) -> Result<Config, String> {
             Some("md5") => {
                 md5_users.insert(u.name.clone());
             }
-            Some(other) => return Err(format!(
+            Some(other) => {
+                return Err(format!(
                 "config: user \"{}\": auth \"{other}\" is neither \"scram-sha-256\" nor \"md5\"",
                 u.name
-            )),
+            ))
+            }
         }
     }
     let s = &raw.server;

@@ -141,7 +141,7 @@ pub async fn serve(
             };
             drop(opening);
             let Some((_permit, _user_slot, started)) =
-                admit(started, &auth, &slots, &per_user, &opts).await
+                admit(&shared, started, &auth, &slots, &per_user, &opts).await
             else {
                 return;
             };
@@ -172,6 +172,7 @@ pub async fn serve(
 /// An authenticated client becomes a session if there is room for it (PostgreSQL's texts:
 /// postmaster.c canAcceptConnections, postinit.c for a role's limit); else it gets FATAL 53300.
 async fn admit<'a>(
+    shared: &Shared,
     mut started: Started,
     auth: &Authenticator,
     slots: &Arc<Semaphore>,
@@ -195,8 +196,47 @@ async fn admit<'a>(
         startup::refuse(&mut started, &e).await;
         return None;
     };
-    startup::admit(&mut started, auth).await.ok()?;
+    let reported = match startup_reports(shared, &started).await {
+        Ok(r) => r,
+        Err(e) => {
+            startup::refuse(&mut started, &e).await;
+            return None;
+        }
+    };
+    startup::admit(&mut started, auth, &reported).await.ok()?;
     Some((permit, user_slot, started))
+}
+
+/// The parameters PostgreSQL reports (GUC_REPORT, guc_tables.c) that a client's startup
+/// packet or `options` set: made on a default-node connection so the client is told the
+/// values as PostgreSQL spells them (`SQL, DMY`), and a bad value is refused at startup with
+/// PostgreSQL's error, as a backend refuses it (postinit.c process_startup_options).
+async fn startup_reports(
+    shared: &Shared,
+    started: &Started,
+) -> Result<Vec<(String, String)>, SgError> {
+    const REPORTED: [&str; 5] = [
+        "client_encoding",
+        "datestyle",
+        "intervalstyle",
+        "timezone",
+        "standard_conforming_strings",
+    ];
+    let wanted: std::collections::BTreeMap<String, String> = started
+        .settings
+        .iter()
+        .filter(|(k, _)| REPORTED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut c = shared
+        .acquire_for(&started.user, shared.config.default_node)
+        .await?;
+    // The connection records what it now holds; the next session to use it brings it to its
+    // own settings first, as with any pooled connection.
+    c.apply_reporting(&wanted).await
 }
 
 /// The runtime sessions run on. Its threads' stacks hold the deepest statement analysis lets

@@ -368,6 +368,34 @@ impl Backend {
         self.settings = wanted.clone();
         Ok(())
     }
+
+    /// Makes these settings (SET statements by name) now, whatever the connection holds,
+    /// and returns the ParameterStatus values the worker reported for them (`TimeZone`,
+    /// `DateStyle`, ... as PostgreSQL spells them).
+    pub async fn apply_reporting(
+        &mut self,
+        sets: &BTreeMap<String, String>,
+    ) -> SgResult<Vec<(String, String)>> {
+        let sql: String = sets.values().map(|v| format!("{v};")).collect();
+        let frames = match self.run(&sql).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.broken = true;
+                return Err(e);
+            }
+        };
+        for (k, v) in sets {
+            self.settings.insert(k.clone(), v.clone());
+        }
+        let mut reported = Vec::new();
+        for f in frames.iter().filter(|f| f.tag == be::PARAMETER_STATUS) {
+            let mut r = Reader::new(f.body());
+            if let (Ok(k), Ok(v)) = (r.cstr(), r.cstr()) {
+                reported.push((k.to_string(), v.to_string()));
+            }
+        }
+        Ok(reported)
+    }
 }
 
 /// Runs `fut` unless the node falls first (its generation moves past `generation`): None then.

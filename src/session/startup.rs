@@ -119,7 +119,11 @@ pub async fn startup(
 
 /// Sends what a successful opening ends with: AuthenticationOk, the parameters, the cancel
 /// key, ReadyForQuery. The caller checks connection limits first.
-pub async fn admit(s: &mut Started, auth: &Authenticator) -> Result<(), SgError> {
+pub async fn admit(
+    s: &mut Started,
+    auth: &Authenticator,
+    reported: &[(String, String)],
+) -> Result<(), SgError> {
     let mut out = BytesMut::new();
     out.extend_from_slice(&auth_message(0, &[]).raw);
     let role = auth.roles.get(&s.user);
@@ -132,7 +136,10 @@ pub async fn admit(s: &mut Started, auth: &Authenticator) -> Result<(), SgError>
                     "off"
                 }
             }
-            _ => v.as_str(),
+            _ => reported
+                .iter()
+                .find(|(r, _)| r == k)
+                .map_or(v.as_str(), |(_, v)| v.as_str()),
         };
         out.extend_from_slice(&be::parameter_status(k, v).raw);
     }

@@ -123,7 +123,25 @@ def server_side_cursor():
             out("server-side binary cursor rest", len(cur.fetchall()))
 
 
+def startup_options():
+    """Settings in the startup packet's options: what the server reports, and what it uses."""
+    opts = "-c TimeZone=America/New_York -c DateStyle=SQL,DMY -c IntervalStyle=iso_8601"
+    with psycopg.connect(**DSN, options=opts, autocommit=True) as c:
+        for p in ["TimeZone", "DateStyle", "IntervalStyle", "client_encoding", "standard_conforming_strings"]:
+            out(f"reported {p}", c.info.parameter_status(p))
+        cur = c.cursor()
+        cur.execute(f"SELECT ts::text, d::text, (interval '1 day 2 hours')::text FROM {table} WHERE k = %s", (5,))
+        out("values under options", cur.fetchall())
+        out("show", [c.execute(f"SHOW {p}").fetchone() for p in ["TimeZone", "DateStyle"]])
+    try:
+        psycopg.connect(**DSN, options="-c TimeZone=Nowhere/Special").close()
+        out("bad option", "accepted")
+    except psycopg.OperationalError as e:
+        out("bad option", str(e).strip().splitlines()[-1].split("FATAL:")[-1].strip())
+
+
 setup()
+startup_options()
 for mode, kw in [("default", {}), ("binary", {}), ("prepare0", {"prepare_threshold": 0})]:
     scenario(mode, **kw)
 two_sessions()

@@ -204,25 +204,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         // (every cursor lives there, `declare_cursor`): psycopg describes its
                         // server-side cursors this way.
                         let node = self.shared.config.default_node;
-                        let frame = fe::build_target(fe::DESCRIBE, b'P', &name);
-                        let item = Item::Remote {
-                            node,
-                            unit: Unit::DescribePortal,
-                            forward: true,
-                        };
-                        self.queue(b, node, None, frame, item).await?;
-                        return Ok(());
+                        return self.describe_portal_on(b, node, &name).await;
                     };
                     match &portal.run {
                         PortalRun::Nodes { nodes, .. } => {
                             let node = nodes.first().copied().unwrap_or(0);
-                            let frame = fe::build_target(fe::DESCRIBE, b'P', &name);
-                            let item = Item::Remote {
-                                node,
-                                unit: Unit::DescribePortal,
-                                forward: true,
-                            };
-                            self.queue(b, node, None, frame, item).await?;
+                            self.describe_portal_on(b, node, &name).await?;
                         }
                         PortalRun::Merge { bind, .. }
                         | PortalRun::PerNode {
@@ -418,6 +405,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Describe of portal `name` as the worker holding it answers.
+    async fn describe_portal_on(&mut self, b: &mut Batch, node: usize, name: &str) -> SgResult<()> {
+        let frame = fe::build_target(fe::DESCRIBE, b'P', name);
+        let item = Item::Remote {
+            node,
+            unit: Unit::DescribePortal,
+            forward: true,
+        };
+        self.queue(b, node, None, frame, item).await
     }
 
     /// Where a statement is described: a node holding its first table, else the default node.
