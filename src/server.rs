@@ -231,9 +231,19 @@ async fn startup_reports(
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    let mut c = shared
+    // A default node that cannot be reached does not keep the client out (sessions start
+    // while a node is down, as before): it is told the default node's values, and its
+    // settings are made when a statement first reaches a node.
+    let mut c = match shared
         .acquire_for(&started.user, shared.config.default_node)
-        .await?;
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!("startup parameters not reported: {e}");
+            return Ok(Vec::new());
+        }
+    };
     // The connection records what it now holds; the next session to use it brings it to its
     // own settings first, as with any pooled connection.
     c.apply_reporting(&wanted).await
