@@ -29,6 +29,7 @@ pub mod code {
     pub const STACK_DEPTH: &str = "54001";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const INVALID_AUTHORIZATION: &str = "28000";
+    pub const IO_ERROR: &str = "58030";
     /// A commit whose outcome shardgate could not learn (PostgreSQL's
     /// transaction_resolution_unknown): recovery settles it by the decision record.
     pub const RESOLUTION_UNKNOWN: &str = "08007";

@@ -25,6 +25,13 @@ pub struct ServerSection {
     pub pool_size: Option<u32>,
     /// Most rows any coordinator-side buffer (sort, hash aggregate, DISTINCT) may hold.
     pub max_buffered_rows: Option<usize>,
+    /// Bytes of a held result (a portal fetched in batches, a cursor's rows) kept in memory;
+    /// the rest goes to a temporary file.
+    pub spool_memory_bytes: Option<usize>,
+    /// Most bytes one held result may put in its temporary file.
+    pub max_spool_bytes: Option<u64>,
+    /// Directory of those files (default: the system's temporary directory).
+    pub spool_dir: Option<String>,
     /// Seconds to wait for a worker connection or a worker's reply before giving up.
     pub worker_timeout_secs: Option<u64>,
     /// Most concurrent client sessions.

@@ -1,7 +1,7 @@
 //! Cursors over rows of several nodes (`DECLARE c CURSOR FOR <query>`, as psql's
 //! `FETCH_COUNT` sends it): the query runs once through shardgate (merged as any client query,
-//! at most `max_buffered_rows` rows held), its rows go into a temporary table on the default
-//! node, and the cursor is PostgreSQL's own over that table, in the rows' order. FETCH, MOVE
+//! its rows spooled: in memory up to `spool_memory_bytes`, then in a temporary file), its rows
+//! go into a temporary table on the default node, and the cursor is PostgreSQL's own over that table, in the rows' order. FETCH, MOVE
 //! and CLOSE then reach the default node like any statement naming no table, and every cursor
 //! option (SCROLL, BINARY, WITH HOLD) is PostgreSQL's.
 //!
@@ -142,7 +142,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(Some(false));
             }
         }
-        if self.copy_rows(&table, &rows, true).await?.is_none() {
+        if self.copy_rows(&table, rows, true).await?.is_none() {
             return Ok(Some(false));
         }
         self.forward_default(&declare).await

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
 use crate::analyze::matview::{self, Made};
-use crate::error::{code, SgError, SgResult};
+use crate::error::{SgError, SgResult};
 use crate::execute::rows;
 use crate::plan::route::Values;
 use crate::plan::Plan;
@@ -22,6 +22,7 @@ use crate::protocol::backend as be;
 use crate::protocol::frontend as fe;
 use crate::protocol::Frame;
 use crate::quote::{ident, literal};
+use crate::session::spool::Spool;
 
 /// Where the rows of materialized views over several nodes live, on the default node.
 pub const VIEWS_SCHEMA: &str = "shardgate_views";
@@ -29,13 +30,11 @@ pub const VIEWS_SCHEMA: &str = "shardgate_views";
 /// The rows of a query run for shardgate itself instead of the client (`Session::push`).
 #[derive(Default)]
 pub struct Capture {
-    pub rows: Vec<Frame>,
+    pub rows: Spool,
     /// The rows' RowDescription.
     pub description: Option<Frame>,
     /// The command tag of the query that made them.
     pub tag: Option<String>,
-    pub limit: usize,
-    pub over: bool,
 }
 
 impl Capture {
@@ -44,11 +43,7 @@ impl Capture {
     pub fn take(&mut self, f: &Frame) -> bool {
         match f.tag {
             be::DATA_ROW => {
-                if self.rows.len() < self.limit {
-                    self.rows.push(f.clone());
-                } else {
-                    self.over = true;
-                }
+                self.rows.push(f);
                 true
             }
             be::ROW_DESCRIPTION => {
@@ -117,7 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     return Ok(Some(false));
                 }
                 let Some(n) = self
-                    .copy_rows(&create.name.to_string(), &rows, false)
+                    .copy_rows(&create.name.to_string(), rows, false)
                     .await?
                 else {
                     return Ok(Some(false));
@@ -149,7 +144,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         return Ok(Some(false));
                     }
                 }
-                if self.copy_rows(&table, &rows, false).await?.is_none() {
+                if self.copy_rows(&table, rows, false).await?.is_none() {
                     return Ok(Some(false));
                 }
                 let sql = view_over_rows(&create, with_data)?;
@@ -178,7 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 if !self.on_default_node(&format!("TRUNCATE {table}")).await? {
                     return Ok(Some(false));
                 }
-                if self.copy_rows(&table, &rows, false).await?.is_none() {
+                if self.copy_rows(&table, rows, false).await?.is_none() {
                     return Ok(Some(false));
                 }
                 self.forward_default(text).await
@@ -225,15 +220,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// A view's rows: its query's, or none for WITH NO DATA; None after the query's error.
-    async fn view_rows(&mut self, q: &str, with_data: bool) -> SgResult<Option<Vec<Frame>>> {
+    async fn view_rows(&mut self, q: &str, with_data: bool) -> SgResult<Option<Spool>> {
         match with_data {
             true => self.captured(q).await,
-            false => Ok(Some(Vec::new())),
+            false => Ok(Some(Spool::default())),
         }
     }
 
     /// The rows of `sql` run as a client query; None after its error reached the client.
-    async fn captured(&mut self, sql: &str) -> SgResult<Option<Vec<Frame>>> {
+    async fn captured(&mut self, sql: &str) -> SgResult<Option<Spool>> {
         Ok(self.captured_with_names(sql).await?.map(|(_, rows)| rows))
     }
 
@@ -241,7 +236,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(super) async fn captured_with_names(
         &mut self,
         sql: &str,
-    ) -> SgResult<Option<(Vec<String>, Vec<Frame>)>> {
+    ) -> SgResult<Option<(Vec<String>, Spool)>> {
         let analyzed = self.shared.cache.simple(sql, &self.shared.config.shardmap);
         let Some(s) = analyzed.analysis.stmts.first().cloned() else {
             return Err(SgError::internal("a materialized query vanished"));
@@ -253,7 +248,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             ..Values::NONE
         };
         self.capture = Some(Capture {
-            limit: self.shared.config.max_buffered_rows,
+            rows: self.spool(),
             ..Capture::default()
         });
         let frame = fe::build_query(sql);
@@ -262,14 +257,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !ok? || self.errored {
             return Ok(None);
         }
-        if cap.over {
-            self.error(&SgError::new(
-                code::INSUFFICIENT_RESOURCES,
-                format!(
-                    "a table or materialized view made from more than {} rows of several nodes (server.max_buffered_rows)",
-                    cap.limit
-                ),
-            ));
+        if let Some(e) = cap.rows.failure() {
+            self.error(e);
             return Ok(None);
         }
         let names = match &cap.description {
@@ -303,11 +292,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// COPY of held text rows into `table` on the default node (each after its number when
-    /// `numbered`); the row count, or None after the node's error.
+    /// `numbered`), sent as they are read back so none is held twice; the row count, or None
+    /// after the node's error.
     pub(super) async fn copy_rows(
         &mut self,
         table: &str,
-        held: &[Frame],
+        mut held: Spool,
         numbered: bool,
     ) -> SgResult<Option<u64>> {
         let node = self.shared.config.default_node;
@@ -320,22 +310,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Ok(None);
         }
         let mut buf = bytes::BytesMut::new();
-        let mut frames = Vec::new();
-        for (n, f) in held.iter().enumerate() {
+        let mut n = 0u64;
+        let c = self.backend(node).await?;
+        // A node that fails mid-COPY drops the CopyData still to come and answers at
+        // CopyDone (protocol-flow.html, "COPY Operations"), so the rows can go unread.
+        while let Some(f) = held.pop()? {
+            n += 1;
             if numbered {
-                buf.extend_from_slice(format!("{}\t", n + 1).as_bytes());
+                buf.extend_from_slice(format!("{n}\t").as_bytes());
             }
-            super::insert_select::copy_line(&mut buf, &rows::columns(f)?);
+            super::insert_select::copy_line(&mut buf, &rows::columns(&f)?);
             if buf.len() >= super::insert_select::COPY_CHUNK {
-                frames.push(Frame::build(fe::COPY_DATA, &buf));
+                c.send(&[Frame::build(fe::COPY_DATA, &buf)]).await?;
                 buf.clear();
             }
         }
+        let mut frames = Vec::new();
         if !buf.is_empty() {
             frames.push(Frame::build(fe::COPY_DATA, &buf));
         }
         frames.push(Frame::build(fe::COPY_DONE, &[]));
-        let c = self.backend(node).await?;
         c.send(&frames).await?;
         let mut n = 0;
         let mut failure = None;
@@ -354,5 +348,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Ok(None);
         }
         Ok(Some(n))
+    }
+
+    /// An empty spool bounded as `[server]` says.
+    pub(super) fn spool(&self) -> Spool {
+        let c = &self.shared.config;
+        Spool::new(crate::session::spool::Limits {
+            memory_bytes: c.spool_memory_bytes,
+            disk_bytes: c.max_spool_bytes,
+            dir: c.spool_dir.clone(),
+        })
     }
 }

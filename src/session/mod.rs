@@ -17,6 +17,7 @@ pub mod partition;
 pub mod settings;
 pub mod shards;
 pub mod simple;
+pub mod spool;
 pub mod sql_prepared;
 pub mod startup;
 pub mod time_partitions;

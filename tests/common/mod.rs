@@ -147,7 +147,11 @@ ranges = [ { from = "MINVALUE", to = 100, node = "w1" }, { from = 100, to = "MAX
 /// The config shardgate serves in the tests: config/example.toml's tables over the given worker
 /// ports, plus the test tables.
 pub fn config_toml(ports: &[u16]) -> String {
-    let mut t = String::from("[server]\nlisten = \"127.0.0.1:0\"\npool_size = 16\n\n");
+    // A small spool memory, so every held result (cursors, portals fetched in batches) of the
+    // suite goes through the spill file.
+    let mut t = String::from(
+        "[server]\nlisten = \"127.0.0.1:0\"\npool_size = 16\nspool_memory_bytes = 65536\n\n",
+    );
     t += "[[users]]\nname = \"app\"\npassword = \"app-secret\"\n\n";
     t += "[[users]]\nname = \"reader\"\npassword = \"reader-secret\"\nrole = \"sg_reader\"\n\n";
     t += "[[users]]\nname = \"md5user\"\npassword = \"md5-secret\"\nauth = \"md5\"\n\n";

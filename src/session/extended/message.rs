@@ -252,7 +252,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 let portal = self.portals.get(&name).ok_or_else(|| no_portal(&name))?;
                 if portal.held.is_some() {
                     self.play(b, false).await?;
-                    return self.serve_held(&name, max_rows);
+                    return self.serve_held(&name, max_rows).await;
                 }
                 let stmt = portal.stmt.clone();
                 match &portal.run {
@@ -283,7 +283,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             });
                             if max_rows != 0 {
                                 self.play(b, false).await?;
-                                if !self.hold_rows(&name, max_rows, b.failed)? {
+                                if !self.hold_rows(&name, max_rows, b.failed).await? {
                                     b.failed = true;
                                 }
                             }
@@ -324,7 +324,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         if self.errored {
                             b.failed = true;
                         }
-                        if max_rows != 0 && !self.hold_rows(&name, max_rows, b.failed)? {
+                        if max_rows != 0 && !self.hold_rows(&name, max_rows, b.failed).await? {
                             b.failed = true;
                         }
                         merged?;

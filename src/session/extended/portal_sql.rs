@@ -80,17 +80,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let Some(portal) = self.portals.get_mut(&cmd.portal) else {
             return Ok(None);
         };
-        if let Some(h) = portal.held.as_mut() {
-            let n = cmd.count.unwrap_or(usize::MAX).min(h.rows.len());
-            let rows: Vec<_> = h.rows.drain(..n).collect();
-            let description = h.description.clone();
+        if let Some(h) = portal.held.as_ref() {
             if cmd.fetch {
-                if let Some(d) = description {
+                if let Some(d) = h.description.clone() {
                     self.push(&d);
                 }
-                for r in &rows {
-                    self.push_flushing(r).await?;
+            }
+            let mut n = 0;
+            while n < cmd.count.unwrap_or(usize::MAX) {
+                let Some(r) = self.held_mut(&cmd.portal)?.rows.pop()? else {
+                    break;
+                };
+                if cmd.fetch {
+                    self.push_flushing(&r).await?;
                 }
+                n += 1;
             }
             let verb = if cmd.fetch { "FETCH" } else { "MOVE" };
             self.push(&be::command_complete(&format!("{verb} {n}")));
