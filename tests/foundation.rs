@@ -1531,3 +1531,48 @@ async fn shutdown_drains_sessions() {
         "the session ended after its transaction"
     );
 }
+
+/// An error's position points into the client's own text as PostgreSQL's does: counted from
+/// the start of a multi-statement string, and absent (never pointing elsewhere) where the
+/// nodes ran shardgate's rewrite of the statement.
+#[tokio::test]
+async fn error_positions_point_into_the_clients_text() {
+    let (sg, or) = (connect().await, oracle().await);
+    let position = |e: tokio_postgres::Error| match e.as_db_error().and_then(|d| d.position()) {
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
+        _ => None,
+    };
+    // As PostgreSQL points: the client's text reached a node unchanged.
+    for sql in [
+        "SELECT nosuch FROM accounts",
+        "SELECT nosuch FROM accounts WHERE id = 1",
+        "SELECT 1; SELECT nosuch FROM accounts WHERE id = 1",
+        "SELECT 'é'; SELECT 2; SELECT nosuch FROM accounts",
+        "SELECT 1; SELEC 2",
+        "SELECT 1 FROM accounts WHERE id = 1; SELECT id FROM accounts WHERE nosuch = 1",
+    ] {
+        let mine = sg.batch_execute(sql).await.map_err(position);
+        let theirs = or.batch_execute(sql).await.map_err(position);
+        assert!(theirs.as_ref().is_err_and(|p| p.is_some()), "{sql}");
+        assert_eq!(mine, theirs, "{sql}");
+    }
+    // Rewritten for the nodes (a merge's worker part, a multi-row INSERT split by node): no
+    // position, as the rewrite's would point at something else.
+    for sql in [
+        "SELECT id FROM accounts ORDER BY nosuch LIMIT 2",
+        "INSERT INTO accounts (id, owner) VALUES (1, 'a'), (2, 'b'::int)",
+    ] {
+        let e = sg.batch_execute(sql).await.map_err(position);
+        assert_eq!(e, Err(None), "{sql}");
+    }
+    // The extended protocol: the statement's own text, parsed by a node.
+    let e = sg
+        .query("SELECT nosuch FROM accounts WHERE id = $1", &[&1i64])
+        .await
+        .map_err(position);
+    let o = or
+        .query("SELECT nosuch FROM accounts WHERE id = $1", &[&1i64])
+        .await
+        .map_err(position);
+    assert_eq!(e.map(|_| ()), o.map(|_| ()));
+}

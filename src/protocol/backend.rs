@@ -112,6 +112,50 @@ pub fn error_fields(f: &Frame) -> (String, String) {
     (code, msg)
 }
 
+/// What becomes of an error's position (field `P`, characters from 1 into the query string,
+/// protocol-error-fields.html) on its way to the client: the worker counted in the text it
+/// ran, which is the client's own, one statement of the client's string, or shardgate's
+/// rewrite of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Position {
+    /// The worker ran the client's whole text.
+    #[default]
+    Keep,
+    /// The worker ran one statement of the client's string, this many characters into it.
+    Shift(usize),
+    /// The worker ran a rewrite: its positions point at nothing the client wrote.
+    Drop,
+}
+
+/// `f` (an ErrorResponse or NoticeResponse) with its position made the client's; None when
+/// it needs no change.
+pub fn reposition(f: &Frame, p: Position) -> Option<Frame> {
+    if p == Position::Keep || !matches!(f.tag, ERROR_RESPONSE | NOTICE_RESPONSE) {
+        return None;
+    }
+    let mut r = Reader::new(f.body());
+    let mut body = BytesMut::with_capacity(f.body().len());
+    let mut changed = false;
+    while let Ok(k) = r.u8() {
+        if k == 0 {
+            break;
+        }
+        let v = r.cstr().ok()?;
+        if k == b'P' {
+            changed = true;
+            let Position::Shift(by) = p else { continue };
+            let at = v.parse::<usize>().ok()?.saturating_add(by);
+            body.put_u8(k);
+            put_cstr(&mut body, &at.to_string());
+            continue;
+        }
+        body.put_u8(k);
+        put_cstr(&mut body, v);
+    }
+    body.put_u8(0);
+    changed.then(|| Frame::build(f.tag, &body))
+}
+
 /// A worker's error as shardgate's own (when it must be re-raised rather than forwarded).
 pub fn to_sg_error(f: &Frame) -> SgError {
     let (code, msg) = error_fields(f);
@@ -136,4 +180,32 @@ pub fn split_tag(tag: &str) -> (&str, Option<u64>) {
 
 pub fn ready_status(f: &Frame) -> u8 {
     f.body().first().copied().unwrap_or(b'I')
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::*;
+
+    fn error_at(p: Option<&str>) -> Frame {
+        let mut b = BytesMut::new();
+        for (k, v) in [(b'S', Some("ERROR")), (b'C', Some("42703")), (b'P', p)] {
+            if let Some(v) = v {
+                b.put_u8(k);
+                put_cstr(&mut b, v);
+            }
+        }
+        b.put_u8(0);
+        Frame::build(ERROR_RESPONSE, &b)
+    }
+
+    #[test]
+    fn positions_shift_into_the_clients_string_or_go() {
+        let f = error_at(Some("8"));
+        assert!(reposition(&f, Position::Keep).is_none());
+        let shifted = reposition(&f, Position::Shift(10)).map(|f| f.raw);
+        assert_eq!(shifted, Some(error_at(Some("18")).raw));
+        let dropped = reposition(&f, Position::Drop).map(|f| f.raw);
+        assert_eq!(dropped, Some(error_at(None).raw));
+        assert!(reposition(&error_at(None), Position::Drop).is_none());
+    }
 }

@@ -67,6 +67,8 @@ pub struct Session<S> {
     pub user: String,
     /// A client message read but not yet handled (a Query that ended an extended batch).
     pending: Option<Frame>,
+    /// How the errors of the statement running now point into the client's text.
+    pub position: be::Position,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -93,6 +95,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             batch_synced: false,
             capture: None,
             pending: None,
+            position: be::Position::Keep,
             user,
         }
     }
@@ -101,14 +104,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if self.capture.as_mut().is_some_and(|c| c.take(f)) {
             return;
         }
-        self.out.extend_from_slice(&f.raw);
+        self.put(f);
+    }
+
+    /// Appends `f` to the client's output, its error position (if any) made the client's.
+    fn put(&mut self, f: &Frame) {
+        match be::reposition(f, self.position) {
+            Some(moved) => self.out.extend_from_slice(&moved.raw),
+            None => self.out.extend_from_slice(&f.raw),
+        }
     }
 
     pub async fn push_flushing(&mut self, f: &Frame) -> SgResult<()> {
         if self.capture.as_mut().is_some_and(|c| c.take(f)) {
             return Ok(());
         }
-        self.out.extend_from_slice(&f.raw);
+        self.put(f);
         if self.out.len() >= OUT_FLUSH {
             self.flush().await?;
         }
@@ -318,6 +329,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             };
             let Some(frame) = frame else { break };
             self.publish_active();
+            self.position = be::Position::Keep;
             match frame.tag {
                 fe::QUERY => {
                     let sql = fe::query(&frame)?.to_string();

@@ -308,6 +308,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         }
                         let types = fe::read_param_types(&stmt.parse.types);
                         self.errored = false;
+                        self.position = be::Position::Drop;
                         let merged = self
                             .run_merge(crate::session::merge::MergeCall {
                                 nodes: &nodes,
@@ -321,6 +322,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                                 collated: stmt.stmt().is_some_and(|s| s.collated),
                             })
                             .await;
+                        self.position = be::Position::Keep;
                         if self.errored {
                             b.failed = true;
                         }
@@ -387,7 +389,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         let types = fe::read_param_types(&portal.stmt.parse.types);
                         self.play(b, false).await?;
                         let bound = bind.as_ref().map(|b| (b, types.as_slice()));
-                        if !self.run_per_node(&p, bound).await? {
+                        // The nodes run rewrites: their positions are not the client's.
+                        self.position = be::Position::Drop;
+                        let ran = self.run_per_node(&p, bound).await;
+                        self.position = be::Position::Keep;
+                        if !ran? {
                             b.failed = true;
                         }
                     }

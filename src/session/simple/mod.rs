@@ -106,6 +106,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 let refusal = SgError::unsupported(format!("this statement ({e})"));
                 if let Some(f) = self.postgres_rejects(s, t, &refusal).await? {
                     if be::error_fields(&f).0 == code::SYNTAX_ERROR {
+                        self.position = position_in(sql, t);
                         self.push(&f);
                         self.errored = true;
                         return Ok(());
@@ -136,6 +137,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 ));
                 break;
             }
+            self.position = position_in(sql, text);
             let ok = self
                 .run_stmt(stmt, text, &values, frame, analysis.stmts.len() == 1)
                 .await?;
@@ -144,6 +146,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 break;
             }
         }
+        self.position = be::Position::Keep;
         if self.txn.txn.as_ref().is_some_and(|t| t.implicit) {
             self.errored = failed;
             self.end_implicit().await?;
@@ -161,6 +164,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         frame: &Frame,
         whole: bool,
     ) -> SgResult<bool> {
+        // Errors point into the client's text only where a worker runs that text as sent.
+        let client_position = std::mem::replace(&mut self.position, be::Position::Drop);
         if matches!(stmt.kind, Kind::Select { .. })
             && stmt.accesses.is_empty()
             && text
@@ -285,6 +290,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let p = match self.plan_reading_keys(stmt, text, values).await {
             Ok(p) => p,
             Err(e) => {
+                // PostgreSQL reads the client's own text here.
+                if rewritten.is_none() {
+                    self.position = client_position;
+                }
                 self.refuse(stmt, text, &e).await?;
                 return Ok(false);
             }
@@ -300,6 +309,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Ok(false);
         }
         self.errored = false;
+        if rewritten.is_none()
+            && matches!(
+                p,
+                Plan::Route { .. } | Plan::Scatter { .. } | Plan::Session(_)
+            )
+        {
+            self.position = client_position;
+        }
         match &p {
             Plan::Route { node, .. } => {
                 let f = if whole {
@@ -501,6 +518,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 }
 
 /// The statement's first word.
+/// Where the errors of statement `text`, a part of the client's string `sql`, point: PostgreSQL
+/// counts a position from the start of the whole string (errors.sgml, "position").
+fn position_in(sql: &str, text: &str) -> be::Position {
+    if std::ptr::eq(sql, text) {
+        return be::Position::Keep;
+    }
+    (text.as_ptr() as usize)
+        .checked_sub(sql.as_ptr() as usize)
+        .and_then(|at| sql.get(..at))
+        .map_or(be::Position::Drop, |before| {
+            be::Position::Shift(before.chars().count())
+        })
+}
+
 fn first_word(text: &str) -> &str {
     text.trim_start()
         .split(|c: char| !c.is_ascii_alphabetic())
