@@ -180,3 +180,66 @@ fn pgbench_pipelined_lookups() {
         pgbench_ok("pipeline", mode, script);
     }
 }
+
+/// psql's Ctrl-C during a scatter read: psql sends its CancelRequest, prints PostgreSQL's
+/// 57014 message once, and no node goes on running its part.
+#[tokio::test]
+async fn psql_ctrl_c_cancels_a_scatter_read_on_every_node() {
+    let e = env();
+    let marker = "psql-ctrl-c-marker";
+    let sql = format!(
+        "SELECT '{marker}', u.user_id, g FROM user_analytics u, generate_series(1, 5000000) g"
+    );
+    let child = Command::new("psql")
+        .args(["-X", "-At", "-h", "127.0.0.1", "-p", &e.port.to_string()])
+        .args(["-U", "app", "-d", "app", "-c", &sql])
+        .env("PGPASSWORD", "app-secret")
+        .env_remove("PGOPTIONS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql on PATH");
+    let running = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE '%{marker}%'"
+    );
+    // Ctrl-C once every node runs its part.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for w in 0..e.worker_ports.len() {
+        let c = worker(w).await;
+        while scalar(&c, &running).await == "0" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {w} never ran its part"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("psql ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("canceling statement due to user request")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    for w in 0..e.worker_ports.len() {
+        let c = worker(w).await;
+        while scalar(&c, &running).await != "0" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {w} still runs its part after the cancel"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -287,9 +287,12 @@ pub fn copy(stmt: &Stmt, text: &str, map: &ShardMap) -> SgResult<Plan> {
     })))
 }
 
+/// What the planner refuses and the session runs itself (`session::copy_query`).
+pub const NEEDS_MERGE: &str = "COPY (query) TO STDOUT of a query that needs a merge";
+
 /// COPY (query) TO STDOUT: where the query would run on one node, there; where its rows are
 /// every node's rows concatenated, on each; a query that needs shardgate to merge rows is
-/// refused.
+/// refused here (the session holds its rows first: `session::copy_query`).
 fn copy_query(
     stmt: &Stmt,
     q: &sqlparser::ast::Query,
@@ -300,7 +303,7 @@ fn copy_query(
     let inner_text = q.to_string();
     let inner_ast = Statement::Query(Box::new(q.clone()));
     let inner = crate::analyze::classify::statement(&inner_ast, &inner_text, map);
-    let merge = || SgError::unsupported("COPY (query) TO STDOUT of a query that needs a merge");
+    let merge = || SgError::unsupported(NEEDS_MERGE);
     match plan(&inner, &inner_text, &Values::NONE, map)? {
         Plan::Route { node, why } => Ok(Plan::Route {
             node,

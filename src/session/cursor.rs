@@ -33,28 +33,20 @@ fn column(i: usize) -> String {
     format!("c{}", i + 1)
 }
 
-/// The cursor's DECLARE and the statement that creates its table, given the result's names.
-fn statements(d: &Declare, names: &[String]) -> SgResult<(String, String)> {
-    let cursor = d
-        .names
-        .first()
-        .map(fold)
-        .ok_or_else(|| SgError::internal("a cursor without a name"))?;
-    let query = d
-        .for_query
-        .as_ref()
-        .ok_or_else(|| SgError::internal("a cursor without a query"))?;
-    let table = table_of(&cursor);
+/// The statement creating `table`, which holds `query`'s rows (named `names`) after their
+/// number; dropped at commit unless `hold`.
+pub(super) fn holding_table(table: &str, names: &[String], query: &str, hold: bool) -> String {
     let mut cols = vec!["__sg_n".to_string()];
     cols.extend((0..names.len()).map(column));
-    let on_commit = match d.hold {
-        Some(true) => "",
-        _ => " ON COMMIT DROP",
-    };
-    let create = format!(
+    let on_commit = if hold { "" } else { " ON COMMIT DROP" };
+    format!(
         "CREATE TEMP TABLE {table} ({}){on_commit} AS SELECT 0::int8, s.* FROM ({query}) AS s WITH NO DATA",
         cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
-    );
+    )
+}
+
+/// The query reading `table`'s rows back in their order, under their names.
+pub(super) fn reading(table: &str, names: &[String]) -> SgResult<Box<sqlparser::ast::Query>> {
     let list: Vec<String> = names
         .iter()
         .enumerate()
@@ -69,11 +61,27 @@ fn statements(d: &Declare, names: &[String]) -> SgResult<(String, String)> {
         }
     );
     let parsed = crate::analyze::parse_sql(&select).map_err(SgError::internal)?;
-    let Some(Statement::Query(q)) = parsed.into_iter().next() else {
-        return Err(SgError::internal("cursor query did not parse"));
-    };
+    match parsed.into_iter().next() {
+        Some(Statement::Query(q)) => Ok(q),
+        _ => Err(SgError::internal("a holding table's query did not parse")),
+    }
+}
+
+/// The cursor's DECLARE and the statement that creates its table, given the result's names.
+fn statements(d: &Declare, names: &[String]) -> SgResult<(String, String)> {
+    let cursor = d
+        .names
+        .first()
+        .map(fold)
+        .ok_or_else(|| SgError::internal("a cursor without a name"))?;
+    let query = d
+        .for_query
+        .as_ref()
+        .ok_or_else(|| SgError::internal("a cursor without a query"))?;
+    let table = table_of(&cursor);
+    let create = holding_table(&table, names, &query.to_string(), d.hold == Some(true));
     let mut declared = d.clone();
-    declared.for_query = Some(q);
+    declared.for_query = Some(reading(&table, names)?);
     declared.names = vec![Ident::with_quote('"', cursor)];
     let declare = Statement::Declare {
         stmts: vec![declared],

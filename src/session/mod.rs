@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod balanced;
 pub mod commit;
+pub mod copy_query;
 pub mod cursor;
 pub mod explain;
 pub mod extended;

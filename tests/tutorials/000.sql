@@ -56,3 +56,26 @@ COMMIT;
 DECLARE h CURSOR WITH HOLD FOR SELECT count(*), max(username) FROM users;
 FETCH ALL FROM h;
 CLOSE h;
+
+-- Beyond the tutorial: the rest of a psql session over the distributed table (\d, \dt, \x,
+-- FETCH_COUNT 100, a line of several statements, \copy in and out).
+\d users
+\dt users*
+\x on
+SELECT username, email, created_at FROM users WHERE user_uuid = md5('user42')::uuid;
+\x off
+\set FETCH_COUNT 100
+SELECT id, username FROM users ORDER BY id;
+\unset FETCH_COUNT
+SELECT count(*) FROM users; SELECT username FROM users WHERE user_uuid = md5('user7')::uuid; SELECT 3;
+\copy users (id, user_uuid, username, email, created_at) FROM stdin
+5001	d1b5f4e5-52d4-4b49-8d2f-0e5a0c8e0a01	copied1	c1@example.com	2024-07-01 00:00:00
+5002	d1b5f4e5-52d4-4b49-8d2f-0e5a0c8e0a02	copied2	c2@example.com	2024-07-02 00:00:00
+5003	d1b5f4e5-52d4-4b49-8d2f-0e5a0c8e0a03	copied3	c3@example.com	2024-07-03 00:00:00
+\.
+\copy (SELECT username, email FROM users WHERE username LIKE 'copied%' ORDER BY 1) TO stdout
+\copy (SELECT date_trunc('month', created_at) AS month, count(*) FROM users GROUP BY 1 ORDER BY 1) TO stdout WITH (FORMAT csv, HEADER)
+BEGIN;
+COPY (SELECT username FROM users ORDER BY created_at DESC LIMIT 2) TO STDOUT;
+COPY (SELECT username FROM users ORDER BY created_at LIMIT 2) TO STDOUT (FORMAT csv);
+COMMIT;

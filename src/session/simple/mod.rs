@@ -289,6 +289,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let values = &values;
         let p = match self.plan_reading_keys(stmt, text, values).await {
             Ok(p) => p,
+            Err(e) if e.message.ends_with(crate::plan::copy::NEEDS_MERGE) => {
+                if let Some(done) = self.copy_query(text).await? {
+                    return Ok(done);
+                }
+                self.error(&e);
+                return Ok(false);
+            }
             Err(e) => {
                 // PostgreSQL reads the client's own text here.
                 if rewritten.is_none() {
