@@ -39,8 +39,8 @@ pub async fn learn_key_types(config: &Config) -> Result<(), String> {
             .copied()
             .unwrap_or(config.default_node);
         let url = &config.nodes[node].url;
-        let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
-        let (client, conn) =
+        let connect = crate::execute::tls::control(url);
+        let client =
             match tokio::time::timeout(Duration::from_secs(config.worker_timeout_secs), connect)
                 .await
             {
@@ -58,10 +58,8 @@ pub async fn learn_key_types(config: &Config) -> Result<(), String> {
                     continue;
                 }
             };
-        let task = tokio::spawn(conn);
         let rows = client.query(COLUMN_SQL, &[&t.name, &t.column]).await;
         drop(client);
-        let _ = task.await;
         let Ok(rows) = rows else { continue };
         let Some(row) = rows.first() else { continue };
         let ty_name: String = row.get(0);

@@ -323,3 +323,134 @@ async fn tls_with_sslmode_require_verify_full_and_tls_required() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A CA and a certificate for `names`, written into `dir` as ca.pem, cert.pem and key.pem.
+fn certificates(dir: &std::path::Path, names: &[&str]) {
+    std::fs::create_dir_all(dir).expect("dir");
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "shardgate worker CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let leaf = rcgen::CertificateParams::new(names).expect("params");
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).expect("cert");
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write");
+    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
+}
+
+/// Workers that take their shardgate role over TLS only (`hostnossl ... reject`): with
+/// `sslmode=verify-full` in the node URLs every path reaches them (pools, scatter, the
+/// catalog, two-phase commit) and their sessions are encrypted; the same URL without TLS, or
+/// with a CA that did not sign their certificate, does not get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_are_reached_over_tls_when_the_node_url_asks() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("worker-tls-{}", std::process::id()));
+    certificates(&dir, &["localhost", "127.0.0.1"]);
+    certificates(&dir.join("other"), &["localhost", "127.0.0.1"]);
+    let ca = dir.join("ca.pem").display().to_string();
+    let url_ca = ca.clone();
+    let url = move |p: u16| {
+        format!("postgresql://tlsuser@127.0.0.1:{p}/app?sslmode=verify-full&sslrootcert={url_ca}")
+    };
+    let certs = dir.clone();
+    let prepare = move |root: &std::path::Path, ports: &[u16]| {
+        for (i, port) in ports.iter().enumerate() {
+            let data = root.join(format!("w{}", i + 1)).join("data");
+            let owner = std::fs::metadata(&data).expect("data dir");
+            for f in ["cert.pem", "key.pem"] {
+                let to = data.join(format!("worker-{f}"));
+                std::fs::copy(certs.join(f), &to).expect("copy");
+                std::os::unix::fs::chown(&to, Some(owner.uid()), Some(owner.gid())).expect("chown");
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod");
+            }
+            let hba = data.join("pg_hba.conf");
+            let old = std::fs::read_to_string(&hba).expect("hba");
+            std::fs::write(&hba, format!("hostnossl all tlsuser all reject\n{old}")).expect("hba");
+            let mut psql = std::process::Command::new("psql");
+            psql.args(["-X", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-U", "postgres", "-d", "app", "-v", "ON_ERROR_STOP=1"]);
+            for sql in [
+                "CREATE ROLE tlsuser LOGIN SUPERUSER",
+                "ALTER SYSTEM SET ssl = on",
+                "ALTER SYSTEM SET ssl_cert_file = 'worker-cert.pem'",
+                "ALTER SYSTEM SET ssl_key_file = 'worker-key.pem'",
+                "SELECT pg_reload_conf()",
+            ] {
+                psql.args(["-c", sql]);
+            }
+            let out = psql.output().expect("psql");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    let own = Own::start_custom("worker-tls", 2, "", "", "", &url, &prepare).await;
+    let c = own.connect().await.expect("connect");
+    // Keyed, scatter and a two-node transaction (two-phase commit over the control path).
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .expect("scatter")
+        .get(0);
+    assert_eq!(n, 100);
+    c.batch_execute("BEGIN; UPDATE t SET v = 'x' WHERE id = 1; UPDATE t SET v = 'y' WHERE id = 2; UPDATE t SET v = 'z' WHERE id = 3; COMMIT")
+        .await
+        .expect("two-node transaction");
+    let v: Vec<String> = c
+        .query("SELECT v FROM t WHERE id IN (1, 2, 3) ORDER BY id", &[])
+        .await
+        .expect("read back")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(v, ["x", "y", "z"]);
+    let ssl: bool = c
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(ssl, "the worker session is not encrypted");
+    // The same node without TLS, and with another CA: refused.
+    let port = own.worker_ports[0];
+    let attempt = |url: String| async move {
+        let t = shardgate::execute::backend::Target::from_url(
+            0,
+            "w1",
+            &url,
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        )
+        .expect("target");
+        shardgate::execute::backend::Backend::connect_unwatched(&t)
+            .await
+            .map(|_| ())
+    };
+    let plain = attempt(format!("postgresql://tlsuser@127.0.0.1:{port}/app")).await;
+    assert!(plain.is_err(), "a plain connection got in");
+    let other = dir.join("other/ca.pem").display().to_string();
+    let wrong = attempt(format!(
+        "postgresql://tlsuser@127.0.0.1:{port}/app?sslmode=verify-full&sslrootcert={other}"
+    ))
+    .await;
+    assert!(
+        wrong.as_ref().is_err_and(|e| e.to_string().contains("TLS")),
+        "{wrong:?}"
+    );
+    let require = attempt(format!(
+        "postgresql://tlsuser@127.0.0.1:{port}/app?sslmode=require"
+    ))
+    .await;
+    assert!(require.is_ok(), "{require:?}");
+}

@@ -144,7 +144,10 @@ pub async fn check_workers(config: &Config, degraded: bool) -> Result<Startup, S
 
 /// host:port/db of a node URL, without the user or password it may carry.
 fn where_is(url: &str) -> String {
-    let Ok(c) = tokio_postgres::Config::from_str(url) else {
+    let parsed = crate::execute::tls::from_url(url)
+        .ok()
+        .and_then(|(rest, _)| tokio_postgres::Config::from_str(&rest).ok());
+    let Some(c) = parsed else {
         return "unreadable url".into();
     };
     let host = match c.get_hosts().first() {
@@ -164,13 +167,7 @@ async fn look_up(
     timeout: Duration,
     tables: &[(String, String)],
 ) -> Result<Lookups, String> {
-    let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
-    let (client, conn) = match tokio::time::timeout(timeout, connect).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err(format!("no answer within {} s", timeout.as_secs())),
-    };
-    let task = tokio::spawn(conn);
+    let client = crate::catalog::transactions::connect(url, timeout).await?;
     let mut out = Vec::new();
     let mut failed = None;
     for (table, column) in tables {
@@ -199,6 +196,5 @@ async fn look_up(
         out.push(((table.clone(), column.clone()), found));
     }
     drop(client);
-    let _ = task.await;
     failed.map_or(Ok(out), Err)
 }

@@ -345,25 +345,13 @@ pub fn follow(shared: Weak<Shared>) {
 }
 
 async fn listen(shared: &Weak<Shared>, url: &str, timeout: Duration) -> Result<(), String> {
-    use futures::StreamExt;
-    let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
-    let (client, mut conn) = tokio::time::timeout(timeout, connect)
-        .await
-        .map_err(|_| "no answer".to_string())?
-        .map_err(|e| e.to_string())?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let pump = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-        while let Some(m) = messages.next().await {
-            match m {
-                Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
-                    let _ = tx.send(());
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    });
+    let client = tokio::time::timeout(
+        timeout,
+        crate::execute::tls::control_notified(url, Some(tx)),
+    )
+    .await
+    .map_err(|_| "no answer".to_string())??;
     client
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await
@@ -376,12 +364,10 @@ async fn listen(shared: &Weak<Shared>, url: &str, timeout: Duration) -> Result<(
             tracing::warn!("reading shardgate's catalog: {e}");
         }
         drop(s);
+        // The sender goes with the connection: None once it ended.
         tokio::select! {
             got = rx.recv() => if got.is_none() { break },
             _ = tokio::time::sleep(POLL) => {}
-        }
-        if pump.is_finished() {
-            break;
         }
     }
     Err("the catalog connection closed".into())

@@ -113,16 +113,10 @@ pub fn record_sql(gid: &str, coordinator: &str) -> String {
 /// Connects to a node for shardgate's own control work (catalog, recovery), bounded by
 /// `timeout`; the connection's task ends when the client is dropped.
 pub async fn connect(url: &str, timeout: Duration) -> Result<tokio_postgres::Client, String> {
-    let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
-    let (client, conn) = match tokio::time::timeout(timeout, connect).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err(format!("no answer within {} s", timeout.as_secs())),
-    };
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+    match tokio::time::timeout(timeout, crate::execute::tls::control(url)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+    }
 }
 
 /// Creates the catalog's schema and tables on the catalog node if they are missing.

@@ -31,6 +31,8 @@ pub struct Target {
     pub read_timeout: Duration,
     /// The node's health, shared by its pool, its connections and its checker.
     pub health: std::sync::Arc<super::health::Health>,
+    /// TLS as the node URL's `sslmode` asks.
+    pub tls: super::tls::WorkerTls,
 }
 
 impl Target {
@@ -41,7 +43,9 @@ impl Target {
         timeout: Duration,
         read_timeout: Duration,
     ) -> Result<Target, String> {
-        let cfg = tokio_postgres::Config::from_str(url)
+        let (url, tls) =
+            super::tls::from_url(url).map_err(|e| format!("node \"{name}\": bad url: {e}"))?;
+        let cfg = tokio_postgres::Config::from_str(&url)
             .map_err(|e| format!("node \"{name}\": bad url: {e}"))?;
         let host = match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -59,6 +63,7 @@ impl Target {
             timeout,
             read_timeout,
             health: super::health::Health::new(name),
+            tls,
         })
     }
 }
@@ -66,7 +71,7 @@ impl Target {
 pub struct Backend {
     pub node: usize,
     pub node_name: String,
-    stream: TcpStream,
+    stream: super::tls::Stream,
     buf: BytesMut,
     timeout: Duration,
     read_timeout: Duration,
@@ -121,7 +126,7 @@ impl Backend {
             return true;
         }
         let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        let peek = socket2::SockRef::from(&self.stream).peek(&mut b);
+        let peek = socket2::SockRef::from(self.stream.tcp()).peek(&mut b);
         !matches!(peek, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
@@ -132,6 +137,7 @@ impl Backend {
         stream
             .set_nodelay(true)
             .map_err(|e| SgError::worker(&t.name, e))?;
+        let stream = super::tls::negotiate(stream, &t.tls, &t.host, &t.name).await?;
         let mut b = Backend {
             node: t.node,
             node_name: t.name.clone(),

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod health;
 pub mod pool;
 pub mod rows;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -35,6 +35,21 @@ impl Own {
         users: &str,
         tables: &str,
     ) -> Own {
+        let url = |p: u16| format!("postgresql://postgres@127.0.0.1:{p}/app");
+        Self::start_custom(name, workers, server, users, tables, &url, &|_, _| {}).await
+    }
+
+    /// As [`Own::start_with_tables`], with each node's URL made from its port by `url`, and
+    /// `prepare` run on the workers' root directory and ports before shardgate starts.
+    pub async fn start_custom(
+        name: &str,
+        workers: usize,
+        server: &str,
+        users: &str,
+        tables: &str,
+        url: &dyn Fn(u16) -> String,
+        prepare: &dyn Fn(&std::path::Path, &[u16]),
+    ) -> Own {
         let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
             .parent()
             .expect("target dir")
@@ -56,13 +71,15 @@ impl Own {
             // A node nobody listens on: the opening and its limits need no worker.
             (None, shardgate::local::free_ports(1).expect("ports"))
         };
+        prepare(&root, &ports);
         let mut toml =
             format!("[server]\nlisten = \"127.0.0.1:0\"\nworker_timeout_secs = 5\n{server}\n");
         toml += &format!("[[users]]\nname = \"app\"\npassword = \"app-secret\"\n\n{users}\n");
         for (i, p) in ports.iter().enumerate() {
             toml += &format!(
-                "[[nodes]]\nname = \"w{}\"\nurl = \"postgresql://postgres@127.0.0.1:{p}/app\"\n\n",
-                i + 1
+                "[[nodes]]\nname = \"w{}\"\nurl = \"{}\"\n\n",
+                i + 1,
+                url(*p)
             );
         }
         toml += "[[tables]]\nname = \"t\"\nmethod = \"hash\"\ncolumn = \"id\"\nshards = 4\ntype = \"int8\"\n";
