@@ -3,6 +3,8 @@
 //! transaction behaviour. The harness (tests/common) starts the cluster once per binary.
 
 mod common;
+#[path = "common/wire.rs"]
+mod wire;
 
 use std::collections::BTreeSet;
 
@@ -1575,4 +1577,85 @@ async fn error_positions_point_into_the_clients_text() {
         .await
         .map_err(position);
     assert_eq!(e.map(|_| ()), o.map(|_| ()));
+}
+
+/// Protocol messages for [`portals_end_with_their_transaction`].
+mod frames {
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![tag];
+        m.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+    fn cstr(b: &mut Vec<u8>, s: &str) {
+        b.extend_from_slice(s.as_bytes());
+        b.push(0);
+    }
+    pub fn parse_bind(portal: &str, sql: &str) -> Vec<u8> {
+        let mut p = Vec::new();
+        cstr(&mut p, "");
+        cstr(&mut p, sql);
+        p.extend_from_slice(&0i16.to_be_bytes());
+        let mut b = Vec::new();
+        cstr(&mut b, portal);
+        cstr(&mut b, "");
+        b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        [msg(b'P', &p), msg(b'B', &b)].concat()
+    }
+    pub fn execute(portal: &str, rows: i32) -> Vec<u8> {
+        let mut e = Vec::new();
+        cstr(&mut e, portal);
+        e.extend_from_slice(&rows.to_be_bytes());
+        msg(b'E', &e)
+    }
+    pub fn sync() -> Vec<u8> {
+        msg(b'S', &[])
+    }
+    pub fn query(sql: &str) -> Vec<u8> {
+        let mut q = Vec::new();
+        cstr(&mut q, sql);
+        msg(b'Q', &q)
+    }
+}
+
+/// A protocol-level portal lives as long as its transaction, as PostgreSQL's (portalmem.c
+/// AtCommit_Portals): fetched in batches across Syncs inside a block, gone (34000) once the
+/// block or the implicit transaction of its Sync ended, whether its rows came from one node
+/// or several.
+#[tokio::test]
+async fn portals_end_with_their_transaction() {
+    use frames::*;
+    let e = env();
+    let mut sg = wire::Conn::connect(e.port, "app", "app-secret", "app")
+        .await
+        .expect("shardgate");
+    let mut or = wire::Conn::connect(e.worker_ports[0], "postgres", "", "oracle")
+        .await
+        .expect("oracle");
+    for sql in [
+        "SELECT user_id FROM user_analytics ORDER BY user_id",
+        "SELECT user_id FROM user_analytics WHERE user_id = 7",
+    ] {
+        let steps: Vec<Vec<u8>> = vec![
+            // Outside a block: the Sync's implicit transaction ends the portal.
+            [parse_bind("p", sql), execute("p", 2), sync()].concat(),
+            [execute("p", 2), sync()].concat(),
+            // Inside one: it lives across Syncs until COMMIT.
+            query("BEGIN"),
+            [parse_bind("p", sql), execute("p", 2), sync()].concat(),
+            [execute("p", 2), sync()].concat(),
+            query("COMMIT"),
+            [execute("p", 2), sync()].concat(),
+            // ROLLBACK ends it too.
+            query("BEGIN"),
+            [parse_bind("q", sql), execute("q", 1), sync()].concat(),
+            query("ROLLBACK"),
+            [execute("q", 1), sync()].concat(),
+        ];
+        for (i, step) in steps.iter().enumerate() {
+            let mine = sg.exchange(step).await.expect("shardgate answers");
+            let theirs = or.exchange(step).await.expect("oracle answers");
+            assert_eq!(mine, theirs, "{sql}: step {i}");
+        }
+    }
 }

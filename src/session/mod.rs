@@ -205,6 +205,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub fn ready(&mut self) {
         self.txn.unit_writes.clear();
         let s = self.status();
+        if s == b'I' {
+            // Protocol-level portals end with their transaction, the implicit one of a Sync
+            // included (portalmem.c AtCommit_Portals / AtAbort_Portals); held rows go too.
+            self.portals.clear();
+        }
         self.push(&be::ready(s));
     }
 

@@ -164,6 +164,28 @@ impl Conn {
         }
     }
 
+    /// Sends raw frontend messages; returns each message's type (and an error's SQLSTATE)
+    /// up to ReadyForQuery, whose status ends the list.
+    pub async fn exchange(&mut self, b: &[u8]) -> Result<Vec<String>, Failure> {
+        self.send(b).await?;
+        let mut out = Vec::new();
+        loop {
+            let (t, body) = self.read().await?;
+            match t {
+                b'E' => out.push(format!("E {}", error_fields(&body).code)),
+                b'Z' => {
+                    out.push(format!(
+                        "Z {}",
+                        body.first().map(|s| *s as char).unwrap_or('?')
+                    ));
+                    return Ok(out);
+                }
+                b'N' | b'S' => {}
+                t => out.push((t as char).to_string()),
+            }
+        }
+    }
+
     async fn send(&mut self, b: &[u8]) -> Result<(), Failure> {
         self.sock.write_all(b).await.map_err(io_fail)
     }
