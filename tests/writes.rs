@@ -154,6 +154,70 @@ async fn autocommit_writes_are_atomic_across_nodes() {
     }
 }
 
+/// A multi-row INSERT with parameters, split by node and sent with the client's parameter
+/// bytes, is one statement: when one node's part fails (a CHECK, a duplicate key) the other
+/// nodes' rows are not kept, outside a block and inside one, as on one PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameterised_multi_row_inserts_are_atomic_across_nodes() {
+    let mut p = Pair::start("writes-params").await;
+    let sg = p.own.connect().await.expect("shardgate");
+    let dsn = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=oracle",
+        p.own.worker_ports[0]
+    );
+    let (or, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .expect("oracle");
+    tokio::spawn(conn);
+    let sql = "INSERT INTO h VALUES ($1, $2), ($3, $4), ($5, $6), ($7, $8)";
+    let cases: [[i64; 8]; 4] = [
+        // The last row breaks the CHECK on its node; the first three are on others.
+        [100, 1, 101, 1, 102, 1, 103, -1],
+        // The first row's node fails first.
+        [104, -1, 105, 1, 106, 1, 107, 1],
+        // A key that exists already (k = 1) on its node.
+        [108, 1, 109, 1, 110, 1, 1, 1],
+        [111, 1, 112, 1, 113, 1, 114, 1],
+    ];
+    let outcome = |r: Result<u64, tokio_postgres::Error>| match r {
+        Ok(n) => format!("ok {n}"),
+        Err(e) => format!(
+            "error {}",
+            e.code().map(|c| c.code().to_string()).unwrap_or_default()
+        ),
+    };
+    for in_block in [false, true] {
+        for vals in &cases {
+            p.reset().await;
+            let params: Vec<(i64, i32)> = vals.chunks(2).map(|c| (c[0], c[1] as i32)).collect();
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                .iter()
+                .flat_map(|(k, v)| {
+                    [
+                        k as &(dyn tokio_postgres::types::ToSql + Sync),
+                        v as &(dyn tokio_postgres::types::ToSql + Sync),
+                    ]
+                })
+                .collect();
+            let mut got = Vec::new();
+            for c in [&sg, &or] {
+                if in_block {
+                    c.batch_execute("BEGIN").await.expect("begin");
+                }
+                let r = outcome(c.execute(sql, &refs).await);
+                if in_block {
+                    // After an error the block is aborted: COMMIT rolls it back.
+                    c.batch_execute("COMMIT").await.expect("commit");
+                }
+                got.push(r);
+            }
+            assert_eq!(got[0], got[1], "{vals:?} (in a block: {in_block})");
+            p.same_contents(&format!("{vals:?} (in a block: {in_block})"))
+                .await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_statement_strings_end_where_postgres_ends_them() {
     let mut p = Pair::start("writes-multi").await;
