@@ -207,25 +207,22 @@ async fn admit<'a>(
     Some((permit, user_slot, started))
 }
 
-/// The parameters PostgreSQL reports (GUC_REPORT, guc_tables.c) that a client's startup
-/// packet or `options` set: made on a default-node connection so the client is told the
-/// values as PostgreSQL spells them (`SQL, DMY`), and a bad value is refused at startup with
+/// The settings a client's startup packet or `options` make: made on a default-node
+/// connection so the client is told the reported ones (GUC_REPORT, guc_tables.c) as
+/// PostgreSQL spells them (`SQL, DMY`), and a bad value is refused at startup with
 /// PostgreSQL's error, as a backend refuses it (postinit.c process_startup_options).
 async fn startup_reports(
     shared: &Shared,
     started: &Started,
 ) -> Result<Vec<(String, String)>, SgError> {
-    const REPORTED: [&str; 5] = [
-        "client_encoding",
-        "datestyle",
-        "intervalstyle",
-        "timezone",
-        "standard_conforming_strings",
-    ];
+    // Every startup setting is made here, so a value PostgreSQL refuses (work_mem=bogus) is
+    // refused at startup as PostgreSQL refuses it (FATAL), and the reported ones come back as
+    // ParameterStatus. application_name takes any value: it alone costs no round trip (psql
+    // and most drivers send it).
     let wanted: std::collections::BTreeMap<String, String> = started
         .settings
         .iter()
-        .filter(|(k, _)| REPORTED.contains(&k.as_str()))
+        .filter(|(k, _)| k.as_str() != "application_name")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if wanted.is_empty() {

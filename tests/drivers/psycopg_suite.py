@@ -133,11 +133,12 @@ def startup_options():
         cur.execute(f"SELECT ts::text, d::text, (interval '1 day 2 hours')::text FROM {table} WHERE k = %s", (5,))
         out("values under options", cur.fetchall())
         out("show", [c.execute(f"SHOW {p}").fetchone() for p in ["TimeZone", "DateStyle"]])
-    try:
-        psycopg.connect(**DSN, options="-c TimeZone=Nowhere/Special").close()
-        out("bad option", "accepted")
-    except psycopg.OperationalError as e:
-        out("bad option", str(e).strip().splitlines()[-1].split("FATAL:")[-1].strip())
+    for bad in ["-c TimeZone=Nowhere/Special", "-c work_mem=bogus", "-c no_such_setting=1"]:
+        try:
+            psycopg.connect(**DSN, options=bad).close()
+            out(f"bad option {bad}", "accepted")
+        except psycopg.OperationalError as e:
+            out(f"bad option {bad}", str(e).strip().splitlines()[-1].split("FATAL:")[-1].strip())
 
 
 setup()
