@@ -1,5 +1,5 @@
 //! Real drivers against shardgate and against one plain PostgreSQL (the oracle): psycopg 3,
-//! asyncpg, node-postgres (with pg-cursor) and pgjdbc each run the same suite
+//! asyncpg, node-postgres (with pg-cursor), pgjdbc and tokio-postgres each run the same suite
 //! (tests/drivers/*) on both, and the transcripts must be identical: keyed lookups by one
 //! named statement reaching every node, a scatter aggregate with a parameter, INSERT ...
 //! RETURNING over several nodes, a multi-node transaction that commits and one that rolls
@@ -8,6 +8,8 @@
 //! `scripts/install-drivers.sh` (run by `.ci/run`) installs the drivers.
 
 mod common;
+#[path = "drivers/tokio_postgres_suite.rs"]
+mod tokio_postgres_suite;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -194,4 +196,46 @@ fn pgjdbc() {
         "Suite".into(),
     ];
     run("pgjdbc", "java", &args, "drv_jdbc");
+}
+
+#[tokio::test]
+async fn tokio_postgres() {
+    tokio::task::spawn_blocking(big_table)
+        .await
+        .expect("big table");
+    let e = env();
+    let setup = std::fs::read_to_string(dir().join("setup.sql")).expect("setup.sql");
+    let (table, targets) = (
+        "drv_tokio",
+        [
+            tokio_postgres_suite::Target {
+                port: e.port,
+                user: "app",
+                password: "app-secret",
+                db: "app",
+            },
+            tokio_postgres_suite::Target {
+                port: e.worker_ports[0],
+                user: "postgres",
+                password: "",
+                db: "oracle",
+            },
+        ],
+    );
+    let mine = tokio_postgres_suite::transcript(&targets[0], table, BIG, &setup).await;
+    let theirs = tokio_postgres_suite::transcript(&targets[1], table, BIG, &setup).await;
+    if let Some(i) = (0..mine.len().max(theirs.len())).find(|i| mine.get(*i) != theirs.get(*i)) {
+        panic!(
+            "tokio-postgres: shardgate and the oracle differ at line {}:\nshardgate: {}\noracle:    {}",
+            i + 1,
+            mine.get(i).map_or("<end>", |s| s.as_str()),
+            theirs.get(i).map_or("<end>", |s| s.as_str())
+        );
+    }
+    assert_eq!(mine.last().map(String::as_str), Some("done"));
+    let peak = peak_kib();
+    assert!(
+        peak < FLAT_KIB,
+        "tokio-postgres: the process peaked at {peak} KiB (over {FLAT_KIB}): a million-row portal is held in memory"
+    );
 }

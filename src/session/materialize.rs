@@ -314,22 +314,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let c = self.backend(node).await?;
         // A node that fails mid-COPY drops the CopyData still to come and answers at
         // CopyDone (protocol-flow.html, "COPY Operations"), so the rows can go unread.
-        while let Some(f) = held.pop()? {
+        // A held row that cannot be read back (the spill file failed) ends the COPY with
+        // CopyFail, so the node rolls it back and its connection stays usable.
+        let unreadable = loop {
+            let f = match held.pop() {
+                Ok(Some(f)) => f,
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            };
             n += 1;
             if numbered {
                 buf.extend_from_slice(format!("{n}\t").as_bytes());
             }
-            super::insert_select::copy_line(&mut buf, &rows::columns(&f)?);
+            match rows::columns(&f) {
+                Ok(cols) => super::insert_select::copy_line(&mut buf, &cols),
+                Err(e) => break Some(e),
+            }
             if buf.len() >= super::insert_select::COPY_CHUNK {
                 c.send(&[Frame::build(fe::COPY_DATA, &buf)]).await?;
                 buf.clear();
             }
-        }
+        };
         let mut frames = Vec::new();
-        if !buf.is_empty() {
-            frames.push(Frame::build(fe::COPY_DATA, &buf));
+        match &unreadable {
+            None => {
+                if !buf.is_empty() {
+                    frames.push(Frame::build(fe::COPY_DATA, &buf));
+                }
+                frames.push(Frame::build(fe::COPY_DONE, &[]));
+            }
+            Some(e) => frames.push(Frame::build(
+                fe::COPY_FAIL,
+                format!("{}\0", e.message).as_bytes(),
+            )),
         }
-        frames.push(Frame::build(fe::COPY_DONE, &[]));
         c.send(&frames).await?;
         let mut n = 0;
         let mut failure = None;
@@ -341,6 +359,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 be::READY_FOR_QUERY => break,
                 _ => {}
             }
+        }
+        if let Some(e) = unreadable {
+            self.error(&e);
+            self.statement_failed();
+            return Ok(None);
         }
         if let Some(f) = failure {
             self.push(&f);

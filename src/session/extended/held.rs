@@ -1,8 +1,9 @@
 //! Execute with a row limit over a result of several nodes (asyncpg's and pgjdbc's cursors,
 //! `setFetchSize`, psycopg's server-side cursors): the result is read once into a spool (in
 //! memory up to `spool_memory_bytes`, then in a temporary file; in the formats the Bind asked
-//! for) and handed out `max_rows` at a time, each batch ending in PortalSuspended until the last, as PostgreSQL runs a portal
-//! (pquery.c PortalRunSelect; protocol-flow.html, "Extended Query").
+//! for) and handed out `max_rows` at a time, each batch ending in PortalSuspended until the
+//! last, as PostgreSQL runs a portal (pquery.c PortalRunSelect; protocol-flow.html, "Extended
+//! Query").
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
