@@ -268,24 +268,12 @@ async fn a_thousand_idle_clients_and_silent_sockets_leave_room() {
 async fn tls_with_sslmode_require_verify_full_and_tls_required() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let ca_key = rcgen::KeyPair::generate().expect("ca key");
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "shardgate test CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("ca");
-    let key = rcgen::KeyPair::generate().expect("key");
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).expect("cert");
+    certificates(&dir, &["localhost"]);
     let (ca_pem, cert_pem, key_pem) = (
         dir.join("ca.pem"),
         dir.join("cert.pem"),
         dir.join("key.pem"),
     );
-    std::fs::write(&ca_pem, ca_cert.pem()).expect("write");
-    std::fs::write(&cert_pem, cert.pem()).expect("write");
-    std::fs::write(&key_pem, key.serialize_pem()).expect("write");
     let server = format!(
         "tls_cert = \"{}\"\ntls_key = \"{}\"\ntls_required = true\n",
         cert_pem.display(),
@@ -331,7 +319,7 @@ fn certificates(dir: &std::path::Path, names: &[&str]) {
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "shardgate worker CA");
+        .push(rcgen::DnType::CommonName, "shardgate test CA");
     let ca_cert = ca.self_signed(&ca_key).expect("ca");
     let key = rcgen::KeyPair::generate().expect("key");
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();

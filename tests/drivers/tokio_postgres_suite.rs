@@ -3,27 +3,13 @@
 //! the bytes PostgreSQL sent (tokio-postgres asks for binary results of every type), so the
 //! binary form of every common type is compared exactly.
 
-use tokio_postgres::types::{FromSql, ToSql, Type};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
+// Values are read as they came: their binary bytes, or NULL.
+use super::common::diff::Raw;
+
 const COLS: &str = "k, v, n, f, b, d, ts, u, j, ba, arr";
-
-/// A value as it came: its binary bytes, or NULL.
-struct Raw(Option<Vec<u8>>);
-
-impl<'a> FromSql<'a> for Raw {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(Some(raw.to_vec())))
-    }
-
-    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(None))
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
 
 fn render(rows: &[tokio_postgres::Row]) -> String {
     let mut out = Vec::new();
