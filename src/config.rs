@@ -61,6 +61,8 @@ pub struct Config {
     pub analysis_cache_bytes: usize,
     pub max_expression_depth: usize,
     pub health_check_interval_ms: u64,
+    /// plan_cache_mode the data path's worker connections start with (None: the workers' own).
+    pub worker_plan_cache_mode: Option<String>,
     pub health_check_timeout_ms: u64,
     pub tcp_keepalive_secs: u64,
     /// Where shardgate's catalog lives (commit decisions of two-phase commits).
@@ -219,8 +221,23 @@ fn check(raw: RawConfig) -> Result<Config, String> {
         tcp_keepalive_secs: s.tcp_keepalive_secs.unwrap_or(10),
         catalog_node,
         recovery_interval_secs: s.recovery_interval_secs.unwrap_or(5).max(1),
+        worker_plan_cache_mode: plan_cache_mode(s.worker_plan_cache_mode.as_deref())?,
         shardmap: ShardMap::new(tables, raw.nodes.len(), default_node),
     })
+}
+
+/// A prepared statement on a partitioned table gets a custom plan per execution under
+/// PostgreSQL's `auto` (plancache.c choose_custom_plan: the generic plan's cost sums every
+/// partition), so the workers plan every routed lookup again; a generic plan prunes the
+/// partitions at executor start-up and costs what a plain table's does.
+fn plan_cache_mode(v: Option<&str>) -> Result<Option<String>, String> {
+    match v.unwrap_or("force_generic_plan") {
+        "" => Ok(None),
+        m @ ("auto" | "force_generic_plan" | "force_custom_plan") => Ok(Some(m.to_string())),
+        other => Err(format!(
+            "config: server.worker_plan_cache_mode: \"{other}\" is not one of auto, force_generic_plan, force_custom_plan or \"\""
+        )),
+    }
 }
 
 fn check_table(

@@ -90,6 +90,24 @@ fn log_format_is_text_or_json() {
 }
 
 #[test]
+fn worker_plan_cache_mode_is_a_postgres_value_or_empty() {
+    let with = |m: &str| {
+        BASE.replace(
+            "[server]\n",
+            &format!("[server]\nworker_plan_cache_mode = \"{m}\"\n"),
+        )
+    };
+    let mode = |text: &str| parse(text).expect("mode").worker_plan_cache_mode;
+    assert_eq!(mode(BASE).as_deref(), Some("force_generic_plan"));
+    assert_eq!(mode(&with("auto")).as_deref(), Some("auto"));
+    assert_eq!(mode(&with("")), None);
+    assert_names(
+        &refused(&with("generic")),
+        &["worker_plan_cache_mode", "generic"],
+    );
+}
+
+#[test]
 fn server_keys_default_and_users_carry_limits() {
     let cfg = parse(BASE).expect("base");
     assert_eq!(cfg.log_format, LogFormat::Text);

@@ -154,3 +154,76 @@ async fn one_clock_and_held_connections_in_blocks() {
         "committed, and the table is still the session's"
     );
 }
+
+/// Every row's first column, one per line.
+async fn lines(c: &Client, sql: &str) -> String {
+    let mut out = String::new();
+    for m in c.simple_query(sql).await.expect(sql) {
+        if let SimpleQueryMessage::Row(r) = m {
+            out.push_str(r.get(0).unwrap_or("NULL"));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// One row of a simple query, its columns joined with `|`.
+async fn one_row(c: &Client, sql: &str) -> String {
+    for m in c.simple_query(sql).await.expect(sql) {
+        if let SimpleQueryMessage::Row(r) = m {
+            return (0..r.len())
+                .map(|i| r.get(i).unwrap_or("NULL"))
+                .collect::<Vec<_>>()
+                .join("|");
+        }
+    }
+    panic!("{sql}: no row");
+}
+
+/// Issue 11: a prepared statement routed to one shard runs on the worker's partitioned table
+/// with a generic plan (pruned at executor start-up), not planned again per execution as
+/// PostgreSQL's `auto` does there; a session's own plan_cache_mode still wins, and RESET
+/// comes back to shardgate's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routed_prepared_statements_get_generic_plans_on_the_workers() {
+    let own = Own::start("settings-plans", 3, "", "").await;
+    let c = own.connect().await.expect("connect");
+    let mode = "current_setting('plan_cache_mode')";
+    assert_eq!(everywhere(&c, mode).await, ["force_generic_plan"]);
+    // A key on the default node: there, in a block, the session's statements and its look at
+    // pg_prepared_statements share one worker backend.
+    let home = lines(&c, "EXPLAIN SELECT 1").await;
+    let home = home.split("node=").nth(1).expect(&home).split(' ').next();
+    let home = home.expect("node name").to_string();
+    let mut key = None;
+    for id in 1..200 {
+        let plan = lines(&c, &format!("EXPLAIN SELECT v FROM t WHERE id = {id}")).await;
+        if plan.contains(&format!("node={home} ")) {
+            key = Some(id as i64);
+            break;
+        }
+    }
+    let key = key.expect("a key on the default node");
+    let text = "SELECT v FROM t WHERE id = $1";
+    let plans = format!(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = '{text}'"
+    );
+    let stmt = c.prepare(text).await.expect("prepare");
+    run(&c, "BEGIN").await;
+    for _ in 0..3 {
+        c.query(&stmt, &[&key]).await.expect("lookup");
+    }
+    assert_eq!(one_row(&c, &plans).await, "3|0", "generic plans only");
+    run(&c, "COMMIT").await;
+
+    run(&c, "SET plan_cache_mode = force_custom_plan").await;
+    assert_eq!(everywhere(&c, mode).await, ["force_custom_plan"]);
+    run(&c, "BEGIN").await;
+    for _ in 0..2 {
+        c.query(&stmt, &[&key]).await.expect("lookup");
+    }
+    assert_eq!(one_row(&c, &plans).await, "3|2", "the session's SET wins");
+    run(&c, "COMMIT").await;
+    run(&c, "RESET plan_cache_mode").await;
+    assert_eq!(everywhere(&c, mode).await, ["force_generic_plan"]);
+}

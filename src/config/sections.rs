@@ -63,6 +63,8 @@ pub struct ServerSection {
     pub catalog_node: Option<String>,
     /// Seconds between runs of prepared-transaction recovery (it also runs at start).
     pub recovery_interval_secs: Option<u64>,
+    /// plan_cache_mode of the data path's worker connections ("" leaves the workers' own).
+    pub worker_plan_cache_mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

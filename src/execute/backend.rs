@@ -33,6 +33,8 @@ pub struct Target {
     pub health: std::sync::Arc<super::health::Health>,
     /// TLS as the node URL's `sslmode` asks.
     pub tls: super::tls::WorkerTls,
+    /// Settings made at startup (`options`), as `-c name=value` words.
+    pub options: Option<String>,
 }
 
 impl Target {
@@ -64,6 +66,7 @@ impl Target {
             read_timeout,
             health: super::health::Health::new(name),
             tls,
+            options: None,
         })
     }
 }
@@ -156,12 +159,15 @@ impl Backend {
             down: None,
         };
         let mut out = BytesMut::new();
-        let params = [
+        let mut params = vec![
             ("user", t.user.as_str()),
             ("database", t.dbname.as_str()),
             ("application_name", "shardgate"),
             ("client_encoding", "UTF8"),
         ];
+        if let Some(o) = &t.options {
+            params.push(("options", o.as_str()));
+        }
         pgfe::startup_message(params.iter().copied(), &mut out)
             .map_err(|e| SgError::worker(&t.name, e))?;
         b.write(&out).await?;

@@ -71,13 +71,17 @@ impl Shared {
         let mut pools = Vec::new();
         let mut targets = Vec::new();
         for (i, n) in config.nodes.iter().enumerate() {
-            let target = Target::from_url(
+            let mut target = Target::from_url(
                 i,
                 &n.name,
                 &n.url,
                 timeout,
                 Duration::from_secs(config.query_timeout_secs),
             )?;
+            // The data path's connections: a session's own SET plan_cache_mode still wins, and
+            // its RESET comes back to this (a startup option is the reset value, guc.c).
+            target.options =
+                (config.worker_plan_cache_mode.as_ref()).map(|m| format!("-c plan_cache_mode={m}"));
             let pool = build(&target);
             health::spawn(
                 target.clone(),
