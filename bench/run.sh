@@ -217,15 +217,15 @@ fi
 
 if has scatter; then
     echo "== scatter-gather over 1M rows (big_events; through shardgate 6 shards on 3 nodes): pgbench -c 1 -T $SECS per query"
-    printf "%-58s %9s %9s %6s %9s %9s\n" query direct_ms sg_ms ratio sg_us pg_us
+    printf "%-58s %9s %9s %6s %9s %9s %9s\n" query direct_ms sg_ms ratio sg_us direct_pg sg_pg
     for q in "SELECT count(*) FROM big_events" \
              "SELECT kind, count(*), sum(amount), avg(amount) FROM big_events GROUP BY kind" \
              "SELECT user_id, count(*) FROM big_events GROUP BY user_id ORDER BY 2 DESC, 1 LIMIT 5" \
              "SELECT * FROM big_events ORDER BY amount DESC, id LIMIT 10"; do
         echo "$q;" >"$WORK/scatter.sql"
-        read -r _ dl _ _ < <(measure - -h 127.0.0.1 -p 57001 -U postgres -c 1 -M extended direct -f "$WORK/scatter.sql")
+        read -r _ dl _ dus < <(PGPASSWORD= measure - -h 127.0.0.1 -p 57001 -U postgres -c 1 -M extended direct -f "$WORK/scatter.sql")
         read -r _ sl pus wus < <(measure $SG -h 127.0.0.1 -p 6543 -U app -c 1 -M extended app -f "$WORK/scatter.sql")
-        printf "%-58.58s %9s %9s %6s %9s %9s\n" "$q" "$dl" "$sl" "$(ratio "$dl" "$sl")" "$pus" "$wus"
+        printf "%-58.58s %9s %9s %6s %9s %9s %9s\n" "$q" "$dl" "$sl" "$(ratio "$dl" "$sl")" "$pus" "$dus" "$wus"
     done
     echo
 fi

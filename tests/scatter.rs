@@ -170,6 +170,11 @@ const ORDER_LIMIT: &[&str] = &[
     "SELECT * FROM sales_analytics ORDER BY sale_id",
     "SELECT * FROM user_analytics ORDER BY activity_date DESC, page_views, user_id DESC",
     "SELECT * FROM user_events ORDER BY event_time, id LIMIT 50",
+    // SELECT * with a LIMIT: the nodes' top rows found with * alone, the keys added to those
+    "SELECT * FROM sales_analytics s WHERE s.region <> 'West' ORDER BY s.sales_rep_id DESC NULLS LAST, s.sale_id LIMIT 25 OFFSET 3",
+    "SELECT * FROM user_analytics ORDER BY username DESC, user_id LIMIT 7",
+    "SELECT * FROM regional_sales ORDER BY amount, sale_id FETCH FIRST 5 ROWS ONLY",
+    "SELECT * FROM users ORDER BY created_at NULLS FIRST, user_uuid LIMIT 3 OFFSET 1",
     "SELECT id, user_uuid FROM user_events ORDER BY user_uuid, id LIMIT 40",
     "SELECT id FROM user_events ORDER BY id DESC LIMIT 10",
     "SELECT user_uuid, created_at FROM users ORDER BY created_at DESC, user_uuid LIMIT 10",

@@ -3,7 +3,7 @@
 
 use sqlparser::ast::{
     Distinct, Expr, Ident, LimitClause, OrderByExpr, OrderBySort, Query, Select, SelectItem,
-    SetExpr, Statement,
+    SetExpr, Statement, TableFactor,
 };
 
 use crate::error::{SgError, SgResult};
@@ -120,11 +120,6 @@ pub(super) fn sort_plan(q: &Query, sel: &Select, values: &Values) -> SgResult<Me
             alias: Ident::new(format!("_sg_k{i}")),
         });
     }
-    if let SetExpr::Select(ws) = worker.body.as_mut() {
-        // With DISTINCT, PostgreSQL requires ORDER BY expressions to be output columns, so the
-        // hidden copies add nothing DISTINCT could tell apart.
-        ws.projection.extend(hidden);
-    }
     worker.fetch = None;
     // Each node needs at most LIMIT + OFFSET rows; past bigint that is every row (PostgreSQL
     // reads the LIMIT as bigint and would refuse the sum).
@@ -136,12 +131,92 @@ pub(super) fn sort_plan(q: &Query, sel: &Select, values: &Values) -> SgResult<Me
         offset: None,
         limit_by: vec![],
     });
+    let worker = match top_n_of_star(q, sel, &order, &worker)? {
+        Some(wrapped) => wrapped,
+        None => {
+            if let SetExpr::Select(ws) = worker.body.as_mut() {
+                // With DISTINCT, PostgreSQL requires ORDER BY expressions to be output
+                // columns, so the hidden copies add nothing DISTINCT could tell apart.
+                ws.projection.extend(hidden);
+            }
+            worker
+        }
+    };
     Ok(Merge::Sort {
         worker_sql: Statement::Query(Box::new(worker)).to_string(),
         keys,
         limit,
         offset,
     })
+}
+
+/// `SELECT * FROM t ... ORDER BY col ... LIMIT n` on each node as
+/// `SELECT *, _sg_s.col AS _sg_k0 FROM (SELECT * FROM t ... ORDER BY col LIMIT n) AS _sg_s
+/// ORDER BY _sg_k0`: the hidden keys are computed for the node's n rows only. Appended to the
+/// inner select list they would make every scanned row go through a projection (a `*` alone
+/// returns the scan's tuples as they are, createplan.c use_physical_tlist), which doubled a
+/// node's time for a top-N over a whole table. The outer ORDER BY keeps the node's rows in
+/// key order (the planner sees the subquery already sorted and adds no sort of its own).
+/// None where the shape is any other: one plain table, plain column keys, a LIMIT, no locking.
+fn top_n_of_star(
+    q: &Query,
+    sel: &Select,
+    order: &[OrderByExpr],
+    worker: &Query,
+) -> SgResult<Option<Query>> {
+    let star = matches!(sel.projection.as_slice(), [SelectItem::Wildcard(_)]);
+    let one_table = matches!(sel.from.as_slice(), [t] if t.joins.is_empty()
+        && matches!(t.relation, TableFactor::Table { .. }));
+    if !star
+        || !one_table
+        || sel.distinct.is_some()
+        || worker.limit_clause.is_none()
+        || q.with.is_some()
+        || !q.locks.is_empty()
+        || order.is_empty()
+    {
+        return Ok(None);
+    }
+    let mut columns = Vec::new();
+    for o in order {
+        match &o.expr {
+            Expr::Identifier(id) => columns.push(id.clone()),
+            Expr::CompoundIdentifier(parts) => match parts.last() {
+                Some(id) => columns.push(id.clone()),
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        }
+    }
+    let parsed = crate::analyze::parse_sql("SELECT * FROM (SELECT 1) AS _sg_s")
+        .map_err(SgError::internal)?;
+    let Some(Statement::Query(mut outer)) = parsed.into_iter().next() else {
+        return Err(SgError::internal("top-N template did not parse"));
+    };
+    let SetExpr::Select(os) = outer.body.as_mut() else {
+        return Err(SgError::internal("top-N template is not a SELECT"));
+    };
+    if let Some(TableFactor::Derived { subquery, .. }) =
+        os.from.first_mut().map(|t| &mut t.relation)
+    {
+        *subquery = Box::new(worker.clone());
+    } else {
+        return Err(SgError::internal("top-N template has no subquery"));
+    }
+    let mut outer_order = Vec::new();
+    for (i, (col, o)) in columns.into_iter().zip(order).enumerate() {
+        let alias = Ident::new(format!("_sg_k{i}"));
+        os.projection.push(SelectItem::ExprWithAlias {
+            expr: Expr::CompoundIdentifier(vec![Ident::new("_sg_s"), col]),
+            alias: alias.clone(),
+        });
+        outer_order.push(OrderByExpr {
+            expr: Expr::Identifier(alias),
+            ..o.clone()
+        });
+    }
+    set_order(&mut outer, outer_order);
+    Ok(Some(*outer))
 }
 
 /// SELECT DISTINCT without aggregates: each node's distinct rows, de-duplicated again, ordered
