@@ -199,7 +199,7 @@ fn top_n_of_star(
     if let Some(TableFactor::Derived { subquery, .. }) =
         os.from.first_mut().map(|t| &mut t.relation)
     {
-        *subquery = Box::new(worker.clone());
+        **subquery = worker.clone();
     } else {
         return Err(SgError::internal("top-N template has no subquery"));
     }
