@@ -5,7 +5,8 @@
 # the last two in front of the same direct database. Every figure is printed as a ratio to
 # direct; shardgate's also as a share of the relay's ratio.
 #
-# Sections (SECTIONS, default all): keyed (pgbench `SELECT v FROM kv WHERE k = :k`, simple,
+# Sections (SECTIONS, default all): idle (shardgate's memory per idle client, IDLE_CLIENTS of
+# them, default 10000, held open by examples/idle_clients.rs), keyed (pgbench `SELECT v FROM kv WHERE k = :k`, simple,
 # extended and prepared protocol at each of CLIENTS), connect (pgbench -C: a connection per
 # query), scatter (count, GROUP BY, ORDER BY ... LIMIT over 1M rows on 3 nodes), tpcb (pgbench's
 # default script, scale 10), memory (shardgate's peak RSS around sorted reads of all rows).
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-5}
 CLIENTS=${CLIENTS:-1 8 64}
-SECTIONS=${SECTIONS:-keyed connect scatter tpcb memory}
+SECTIONS=${SECTIONS:-idle keyed connect scatter tpcb memory}
 DATA=target/bench-data
 WORK=/tmp/shardgate-bench
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
@@ -28,7 +29,9 @@ if ! command -v haproxy >/dev/null || ! command -v pgbouncer >/dev/null || ! com
     as_root apt-get update -q >/dev/null
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy pgbouncer bc >/dev/null
 fi
-cargo build --release -q
+cargo build --release -q --bin shardgate --example idle_clients
+# 10,000 idle clients need as many descriptors in shardgate and in the program holding them.
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 BIN=target/release/shardgate
 if [ "$(id -u)" = 0 ]; then AS_PG="runuser -u postgres --"; else AS_PG=""; fi
 rm -rf "$WORK" && mkdir -p "$WORK" && chmod 777 "$WORK"
@@ -159,6 +162,30 @@ target_args() { # target, clients, protocol: pgbench connection args
     esac
 }
 target_pid() { case $1 in direct) echo - ;; relay) echo "$RELAY" ;; pgbouncer) echo "$BOUNCER" ;; shardgate) echo $SG ;; esac; }
+
+if has idle; then
+    N=${IDLE_CLIENTS:-10000}
+    echo "== $N idle clients (tokio-postgres, SCRAM), held open: shardgate's resident memory"
+    rss() { awk '/VmRSS/ {print $2}' "/proc/$SG/status"; }
+    before=$(rss)
+    mkfifo "$WORK/hold"
+    target/release/examples/idle_clients 127.0.0.1 6543 app app-secret app "$N" <"$WORK/hold" >"$WORK/idle.out" 2>&1 &
+    IDLE=$!
+    exec 7>"$WORK/hold"
+    t0=$(date +%s)
+    while ! grep -q "^open" "$WORK/idle.out" && kill -0 $IDLE 2>/dev/null; do sleep 0.5; done
+    t1=$(date +%s)
+    after=$(rss)
+    opened=$(sed -n 's/^open //p' "$WORK/idle.out")
+    exec 7>&-
+    wait $IDLE || true
+    if [ -n "$opened" ]; then
+        echo "opened $opened in $((t1 - t0)) s; VmRSS $before kB before, $after kB with them open: $(((after - before) / opened)) kB per idle client"
+    else
+        echo "idle clients failed: $(tail -3 "$WORK/idle.out")"
+    fi
+    echo
+fi
 
 if has keyed; then
     echo "== keyed lookups: SELECT v FROM kv WHERE k = :k (20k rows; through shardgate hash-distributed, 6 shards on 3 nodes), pgbench -T $SECS"

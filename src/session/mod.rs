@@ -339,7 +339,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             match frame.tag {
                 fe::QUERY => {
                     let sql = fe::query(&frame)?.to_string();
-                    match self.simple_query(&sql, &frame).await {
+                    // Boxed, as the batch below: the session's own future (held by every idle
+                    // client) stays small instead of as large as the largest statement path.
+                    match Box::pin(self.simple_query(&sql, &frame)).await {
                         Ok(()) => {
                             self.ready();
                             self.flush().await?;
@@ -351,7 +353,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 fe::TERMINATE => break,
                 tag if fe::is_extended(tag) => {
                     self.batch_synced = false;
-                    match self.extended_batch(frame).await {
+                    match Box::pin(self.extended_batch(frame)).await {
                         Ok(()) => self.flush().await?,
                         Err(e) if e.code == crate::error::code::CLIENT_GONE => break,
                         Err(e) => self.recover(e, true).await?,
