@@ -5,7 +5,9 @@
 # the last two in front of the same direct database. Every figure is printed as a ratio to
 # direct; shardgate's also as a share of the relay's ratio.
 #
-# Sections (SECTIONS, default all): idle (shardgate's memory per idle client, IDLE_CLIENTS of
+# Sections (SECTIONS, default all): worker (a worker's own CPU per prepared lookup, pgbench
+# straight at it: a plain table, the partitioned table under PostgreSQL's plan_cache_mode
+# auto, and under the force_generic_plan shardgate's connections use), idle (shardgate's memory per idle client, IDLE_CLIENTS of
 # them, default 10000, held open by examples/idle_clients.rs), keyed (pgbench `SELECT v FROM kv WHERE k = :k`, simple,
 # extended and prepared protocol at each of CLIENTS), connect (pgbench -C: a connection per
 # query), scatter (count, GROUP BY, ORDER BY ... LIMIT over 1M rows on 3 nodes), tpcb (pgbench's
@@ -19,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-5}
 CLIENTS=${CLIENTS:-1 8 64}
-SECTIONS=${SECTIONS:-idle keyed connect scatter tpcb memory}
+SECTIONS=${SECTIONS:-worker idle keyed connect scatter tpcb memory}
 DATA=target/bench-data
 WORK=/tmp/shardgate-bench
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
@@ -162,6 +164,23 @@ target_args() { # target, clients, protocol: pgbench connection args
     esac
 }
 target_pid() { case $1 in direct) echo - ;; relay) echo "$RELAY" ;; pgbouncer) echo "$BOUNCER" ;; shardgate) echo $SG ;; esac; }
+
+if has worker; then
+    echo "== one worker's CPU per prepared lookup: pgbench -M prepared -c 8 -T $SECS straight at the first worker's server"
+    printf "%-52s %10s %8s %8s\n" table tps pg_us vs_plain
+    plain=""
+    for t in "plain table (database direct)|direct|" \
+             "partitioned kv, plan_cache_mode auto|app|-c plan_cache_mode=auto" \
+             "partitioned kv, force_generic_plan (shardgate's)|app|-c plan_cache_mode=force_generic_plan"; do
+        IFS='|' read -r label db opts <<<"$t"
+        PGPASSWORD= PGOPTIONS="$opts" pgbench -n -M prepared -c 8 -j 2 -T 2 -h 127.0.0.1 -p 57001 -U postgres "$db" -f "$WORK/keyed.sql" >/dev/null 2>&1 || true
+        read -r tps _ _ wus < <(PGPASSWORD= PGOPTIONS="$opts" measure - -M prepared -c 8 -j 2 -h 127.0.0.1 -p 57001 -U postgres "$db" -f "$WORK/keyed.sql")
+        # measure's pg_us spans all three servers; the other two are idle here.
+        [ -z "$plain" ] && plain=$wus
+        printf "%-52s %10s %8s %8s\n" "$label" "$tps" "$wus" "$(ratio "$wus" "$plain")"
+    done
+    echo
+fi
 
 if has idle; then
     N=${IDLE_CLIENTS:-10000}
