@@ -236,6 +236,31 @@ if has keyed; then
         done
     done
     echo
+    # What the topology itself costs on these cores: the same lookups sent by pgbench straight
+    # to the three workers' own partitioned kv at once (8 clients split 3+3+2), no proxy.
+    echo "== keyed lookups straight at the three worker servers at once (no proxy), 8 clients: the topology's own ceiling"
+    printf "%-9s %10s %8s %8s\n" mode tps ratio pg_us
+    for mode in simple extended prepared; do
+        read -r dtps _ _ _ < <(measure - $(target_args direct 8 $mode) -f "$WORK/keyed.sql")
+        w0=$(ticks $POSTMASTERS)
+        pids=""
+        for pc in 57001:3 57002:3 57003:2; do
+            PGPASSWORD= pgbench -n -M $mode -c "${pc#*:}" -j 1 -T "$SECS" -h 127.0.0.1 -p "${pc%:*}" -U postgres app \
+                -f "$WORK/keyed.sql" >"$WORK/spread.${pc%:*}" 2>&1 &
+            pids="$pids $!"
+        done
+        # shellcheck disable=SC2086
+        wait $pids || true
+        w1=$(ticks $POSTMASTERS)
+        n=0 tps=0
+        for p in 57001 57002 57003; do
+            n=$((n + $(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/spread.$p")))
+            tps=$(echo "$tps + $(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$WORK/spread.$p")" | bc)
+        done
+        [ "$n" = 0 ] && n=1
+        printf "%-9s %10s %8s %8s\n" $mode "$tps" "$(ratio "$tps" "$dtps")" $(((w1 - w0) * 1000000 / HZ / n))
+    done
+    echo
 fi
 
 if has connect; then

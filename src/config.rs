@@ -63,6 +63,8 @@ pub struct Config {
     pub health_check_interval_ms: u64,
     /// plan_cache_mode the data path's worker connections start with (None: the workers' own).
     pub worker_plan_cache_mode: Option<String>,
+    /// Simple-protocol keyed SELECTs run on their worker as prepared statements (`analyze::generic`).
+    pub prepare_simple_lookups: bool,
     pub health_check_timeout_ms: u64,
     pub tcp_keepalive_secs: u64,
     /// Where shardgate's catalog lives (commit decisions of two-phase commits).
@@ -222,6 +224,7 @@ fn check(raw: RawConfig) -> Result<Config, String> {
         catalog_node,
         recovery_interval_secs: s.recovery_interval_secs.unwrap_or(5).max(1),
         worker_plan_cache_mode: plan_cache_mode(s.worker_plan_cache_mode.as_deref())?,
+        prepare_simple_lookups: s.prepare_simple_lookups.unwrap_or(true),
         shardmap: ShardMap::new(tables, raw.nodes.len(), default_node),
     })
 }

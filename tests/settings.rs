@@ -180,6 +180,21 @@ async fn one_row(c: &Client, sql: &str) -> String {
     panic!("{sql}: no row");
 }
 
+/// A key of t on the default node: there, in a block, the session's statements and its look
+/// at pg_prepared_statements share one worker backend.
+async fn key_on_default_node(c: &Client) -> i64 {
+    let home = lines(c, "EXPLAIN SELECT 1").await;
+    let home = home.split("node=").nth(1).expect(&home).split(' ').next();
+    let home = home.expect("node name").to_string();
+    for id in 1..200 {
+        let plan = lines(c, &format!("EXPLAIN SELECT v FROM t WHERE id = {id}")).await;
+        if plan.contains(&format!("node={home} ")) {
+            return id;
+        }
+    }
+    panic!("no key on the default node");
+}
+
 /// Issue 11: a prepared statement routed to one shard runs on the worker's partitioned table
 /// with a generic plan (pruned at executor start-up), not planned again per execution as
 /// PostgreSQL's `auto` does there; a session's own plan_cache_mode still wins, and RESET
@@ -190,20 +205,7 @@ async fn routed_prepared_statements_get_generic_plans_on_the_workers() {
     let c = own.connect().await.expect("connect");
     let mode = "current_setting('plan_cache_mode')";
     assert_eq!(everywhere(&c, mode).await, ["force_generic_plan"]);
-    // A key on the default node: there, in a block, the session's statements and its look at
-    // pg_prepared_statements share one worker backend.
-    let home = lines(&c, "EXPLAIN SELECT 1").await;
-    let home = home.split("node=").nth(1).expect(&home).split(' ').next();
-    let home = home.expect("node name").to_string();
-    let mut key = None;
-    for id in 1..200 {
-        let plan = lines(&c, &format!("EXPLAIN SELECT v FROM t WHERE id = {id}")).await;
-        if plan.contains(&format!("node={home} ")) {
-            key = Some(id as i64);
-            break;
-        }
-    }
-    let key = key.expect("a key on the default node");
+    let key = key_on_default_node(&c).await;
     let text = "SELECT v FROM t WHERE id = $1";
     let plans = format!(
         "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = '{text}'"
@@ -226,4 +228,88 @@ async fn routed_prepared_statements_get_generic_plans_on_the_workers() {
     run(&c, "COMMIT").await;
     run(&c, "RESET plan_cache_mode").await;
     assert_eq!(everywhere(&c, mode).await, ["force_generic_plan"]);
+}
+
+/// A simple query's answer as a client sees it: rows, or the error with its position.
+async fn answer(c: &Client, sql: &str) -> String {
+    match c.simple_query(sql).await {
+        Ok(ms) => ms
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL"))
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => match e.as_db_error() {
+            Some(d) => format!("{} {} at {:?}", d.code().code(), d.message(), d.position()),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// Issue 11: a simple-protocol keyed SELECT runs on its worker as a prepared statement of its
+/// shape, its literals bound as parameters typed as PostgreSQL types the literals, so the
+/// worker plans it once per connection; the client gets what the text itself gets (the same
+/// statement inside a block, where it runs as text): rows, errors with their positions, and
+/// a changed table's new row type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_keyed_selects_run_prepared_on_the_workers() {
+    let own = Own::start("settings-simple-prepared", 3, "pool_size = 1", "").await;
+    let c = own.connect().await.expect("connect");
+    let key = key_on_default_node(&c).await;
+    let shape = "SELECT v FROM t WHERE id = $1";
+    let sql = format!("SELECT v FROM t WHERE id = {key}");
+    for _ in 0..3 {
+        assert_eq!(answer(&c, &sql).await, format!("v{key}"));
+    }
+    let plans = format!(
+        "SELECT count(*), sum(generic_plans) FROM pg_prepared_statements WHERE statement = '{shape}'"
+    );
+    run(&c, "BEGIN").await;
+    assert_eq!(
+        one_row(&c, &plans).await,
+        "1|3",
+        "one statement, planned once"
+    );
+    let told = format!("Runs prepared on the node as: {shape}");
+    let explain = format!("EXPLAIN {sql}");
+    assert!(
+        !lines(&c, &explain).await.contains(&told),
+        "in a block: as text"
+    );
+    run(&c, "COMMIT").await;
+    assert!(lines(&c, &explain).await.contains(&told), "EXPLAIN tells");
+
+    let queries = [
+        format!("SELECT v FROM t WHERE id = '{key}'"),
+        format!("SELECT v FROM t WHERE id = {key}.0"),
+        format!("SELECT v FROM t WHERE id = {key} AND v <> 'x' ORDER BY v LIMIT 5 OFFSET 0"),
+        format!("SELECT id, v FROM t WHERE id IN ({key}, {key}) AND v BETWEEN 'a' AND 'z'"),
+        format!("SELECT v FROM t WHERE id = {key} AND v = 5"),
+        format!("SELECT v FROM t WHERE id = {key} AND v = 'v{key}' AND id < 2147483648"),
+        format!("SELECT v, 'x' FROM t WHERE id = {key}"),
+        format!("SELECT v FROM t WHERE id = {key} AND v::int8 > 0"),
+        format!("SELECT v FROM t WHERE id = {key} AND id = 'x'"),
+    ];
+    for q in &queries {
+        let prepared = answer(&c, q).await;
+        run(&c, "BEGIN").await;
+        let text = answer(&c, q).await;
+        run(&c, "ROLLBACK").await;
+        assert_eq!(prepared, text, "{q}");
+    }
+
+    // A table whose row type changed: the worker's cached plan is refused (0A000) and the
+    // statement runs again as text, with the new column.
+    let star = format!("SELECT * FROM t WHERE id = {key}");
+    assert_eq!(answer(&c, &star).await, format!("{key}|v{key}"));
+    run(&c, "ALTER TABLE t ADD COLUMN w int DEFAULT 7").await;
+    assert_eq!(answer(&c, &star).await, format!("{key}|v{key}|7"));
+    assert_eq!(answer(&c, &star).await, format!("{key}|v{key}|7"));
 }

@@ -12,6 +12,7 @@ pub mod depth;
 pub mod derived;
 pub mod explain;
 pub mod foreign;
+pub mod generic;
 pub mod insert;
 pub mod matview;
 pub mod pins;
@@ -178,6 +179,9 @@ pub struct Stmt {
     /// A WARNING the client gets when the statement runs (CREATE FUNCTION over distributed
     /// tables).
     pub warning: Option<String>,
+    /// The statement's shape (literals lifted to `$n`) when it may run on its worker as a
+    /// prepared statement with its literals bound as parameters (`generic`).
+    pub generic: Option<String>,
 }
 
 /// What an INSERT names and leaves to defaults, read without the table's definition.
@@ -222,6 +226,7 @@ impl Stmt {
             moves_key: false,
             insert_into: None,
             warning: None,
+            generic: None,
         }
     }
 }
@@ -303,6 +308,12 @@ pub fn analyze(
             }
             let mut s = analyze_one(orig, text, map, funcs);
             s.sticky = sticky::keeps_session_state(text);
+            if text != *orig
+                && matches!(s.kind, Kind::Select { .. })
+                && s.ast.as_ref().is_some_and(generic::placeholders_behave)
+            {
+                s.generic = Some(text.to_string());
+            }
             s
         })
         .collect()

@@ -65,6 +65,9 @@ pub struct ServerSection {
     pub recovery_interval_secs: Option<u64>,
     /// plan_cache_mode of the data path's worker connections ("" leaves the workers' own).
     pub worker_plan_cache_mode: Option<String>,
+    /// Run simple-protocol SELECTs whose literals may be parameters as prepared statements on
+    /// their worker (default true).
+    pub prepare_simple_lookups: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -68,6 +68,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         sql: &str,
         describe: bool,
         has_params: bool,
+        prepared: Option<String>,
     ) -> SgResult<()> {
         let names = self.shared.node_names.clone();
         let mut lines = vec!["Distributed Plan".to_string()];
@@ -79,6 +80,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         .lines()
         {
             lines.push(format!("  {l}"));
+        }
+        if let Some(shape) = prepared {
+            // The node's plan below is planned for the values given, as PostgreSQL's EXPLAIN
+            // plans it; the statement itself runs under a generic plan of its shape.
+            lines.push(format!("  Runs prepared on the node as: {shape}"));
         }
         let format = crate::plan::explain::Format::of(options);
         if format != crate::plan::explain::Format::Text {

@@ -6,6 +6,7 @@ use sqlparser::ast::{
     SetExpr, Statement, TableFactor,
 };
 
+use crate::analyze::scope::ident_name;
 use crate::error::{SgError, SgResult};
 use crate::plan::build::ident;
 use crate::plan::route::Values;
@@ -177,9 +178,17 @@ fn top_n_of_star(
     {
         return Ok(None);
     }
+    // `ORDER BY t` with t the table (or its alias) orders by the whole row, which the
+    // wrapper's `_sg_s.t` would not name.
+    let mut row_names = Vec::new();
+    if let Some(TableFactor::Table { name, alias, .. }) = sel.from.first().map(|t| &t.relation) {
+        row_names.extend(name.0.last().and_then(|p| p.as_ident()).map(ident_name));
+        row_names.extend(alias.as_ref().map(|a| ident_name(&a.name)));
+    }
     let mut columns = Vec::new();
     for o in order {
         match &o.expr {
+            Expr::Identifier(id) if row_names.contains(&ident_name(id)) => return Ok(None),
             Expr::Identifier(id) => columns.push(id.clone()),
             Expr::CompoundIdentifier(parts) => match parts.last() {
                 Some(id) => columns.push(id.clone()),

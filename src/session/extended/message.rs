@@ -350,7 +350,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             options.clone(),
                         );
                         self.play(b, false).await?;
-                        self.explain(&inner, (analyze, &options), &sql, false, has_params)
+                        self.explain(&inner, (analyze, &options), &sql, false, has_params, None)
                             .await?;
                     }
                     PortalRun::Explain { .. } => {}

@@ -4,6 +4,7 @@
 mod copy;
 mod copy_out;
 mod forward;
+mod generic;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -326,6 +327,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         match &p {
             Plan::Route { node, .. } => {
+                if let Some(shape) = whole
+                    .then(|| self.generic_shape(stmt, values.literals))
+                    .flatten()
+                {
+                    if let generic::Generic::Done =
+                        self.run_generic(*node, shape, values.literals).await?
+                    {
+                        return Ok(!self.errored);
+                    }
+                }
                 let f = if whole {
                     frame.clone()
                 } else {
@@ -367,7 +378,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 sql,
                 options,
             } => {
-                self.explain(inner, (*analyze, options), sql, true, false)
+                // What a routed SELECT runs as, when the workers get it prepared.
+                let prepared = match (inner.as_ref(), stmt.explained.as_deref()) {
+                    (Plan::Route { .. }, Some(s)) if whole => {
+                        crate::analyze::generic::shape_of(sql)
+                            .filter(|(_, n)| self.generic_allowed(s, *n))
+                            .map(|(shape, _)| shape)
+                    }
+                    _ => None,
+                };
+                self.explain(inner, (*analyze, options), sql, true, false, prepared)
                     .await?
             }
             Plan::PerNode { .. } | Plan::InsertSelect { .. } | Plan::MoveRows { .. } => {
