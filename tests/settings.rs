@@ -296,6 +296,8 @@ async fn simple_keyed_selects_run_prepared_on_the_workers() {
         format!("SELECT v, 'x' FROM t WHERE id = {key}"),
         format!("SELECT v FROM t WHERE id = {key} AND v::int8 > 0"),
         format!("SELECT v FROM t WHERE id = {key} AND id = 'x'"),
+        format!("SELECT v FROM t WHERE id = -{key}"),
+        format!("SELECT id FROM t WHERE id IN (-1, {key}) AND id > -2147483648"),
     ];
     for q in &queries {
         let prepared = answer(&c, q).await;

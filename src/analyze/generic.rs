@@ -15,7 +15,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, LimitClause, Query, SetExpr, Statement, Value, Visit, Visitor,
+    BinaryOperator, Expr, LimitClause, Query, SetExpr, Statement, UnaryOperator, Value, Visit,
+    Visitor,
 };
 
 use super::shape::Literal;
@@ -64,6 +65,18 @@ fn is_placeholder(e: &Expr) -> bool {
     matches!(e, Expr::Value(v) if matches!(v.value, Value::Placeholder(_)))
 }
 
+/// A placeholder, or one with a sign (`-5` lifts to `-$1`): a number's sign changes its value,
+/// not how its comparison resolves.
+fn is_operand(e: &Expr) -> bool {
+    match e {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus | UnaryOperator::Plus,
+            expr,
+        } => is_placeholder(expr),
+        _ => is_placeholder(e),
+    }
+}
+
 fn is_column(e: &Expr) -> bool {
     matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
 }
@@ -105,18 +118,18 @@ impl Visitor for Count {
             _ if is_placeholder(e) => self.all += 1,
             Expr::BinaryOp { left, op, right }
                 if comparison(op)
-                    && ((is_column(left) && is_placeholder(right))
-                        || (is_placeholder(left) && is_column(right))) =>
+                    && ((is_column(left) && is_operand(right))
+                        || (is_operand(left) && is_column(right))) =>
             {
                 self.safe += 1;
             }
             Expr::InList { expr, list, .. } if is_column(expr) => {
-                self.safe += list.iter().filter(|e| is_placeholder(e)).count();
+                self.safe += list.iter().filter(|e| is_operand(e)).count();
             }
             Expr::Between {
                 expr, low, high, ..
             } if is_column(expr) => {
-                self.safe += [low, high].iter().filter(|e| is_placeholder(e)).count();
+                self.safe += [low, high].iter().filter(|e| is_operand(e)).count();
             }
             _ => {}
         }
@@ -168,7 +181,8 @@ mod tests {
         assert!(behaves(
             "SELECT * FROM t WHERE id IN ($1, $2) ORDER BY id LIMIT $3 OFFSET $4"
         ));
-        assert!(behaves("SELECT * FROM t WHERE id BETWEEN $1 AND $2"));
+        assert!(behaves("SELECT * FROM t WHERE id BETWEEN -$1 AND $2"));
+        assert!(behaves("SELECT * FROM t WHERE id = -$1 OR id IN (-$2, $3)"));
         assert!(behaves(
             "SELECT a FROM t WHERE id = $1 UNION ALL SELECT a FROM u WHERE id = $2"
         ));
@@ -184,7 +198,7 @@ mod tests {
         assert!(!behaves("SELECT $1 FROM kv WHERE k = $2"));
         assert!(!behaves("SELECT v FROM kv WHERE k = $1 || $2"));
         assert!(!behaves("SELECT v FROM kv WHERE lower(v) = $1"));
-        assert!(!behaves("SELECT v FROM kv WHERE k = -$1"));
+        assert!(!behaves("SELECT v FROM kv WHERE k = -($1 + $2)"));
         assert!(!behaves("SELECT v FROM kv WHERE v LIKE $1"));
         assert!(!behaves("SELECT v FROM kv WHERE k = $1::int"));
         assert!(!behaves("SELECT v INTO w FROM kv WHERE k = $1"));
