@@ -41,9 +41,10 @@ fn statement_name(shape: &str, types: &[u32]) -> String {
 /// Errors PostgreSQL raises while parsing, binding or revalidating a statement, which the
 /// client's own text may meet differently or with a position: bad input for a type (22),
 /// names and operators that do not resolve (42), a cached plan whose row type changed
-/// (0A000). Anything else (a cancel, a timeout, a lost lock) is the statement's answer.
+/// (0A000), a statement the worker no longer has (26000: something deallocated it). Anything
+/// else (a cancel, a timeout, a lost lock) is the statement's answer.
 fn rerun_as_text(code: &str) -> bool {
-    code.starts_with("22") || code.starts_with("42") || code == "0A000"
+    code.starts_with("22") || code.starts_with("42") || code == "0A000" || code == "26000"
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
