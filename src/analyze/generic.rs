@@ -26,6 +26,26 @@ const INT4: u32 = 23;
 const INT8: u32 = 20;
 const NUMERIC: u32 = 1700;
 
+/// True when the shape `text` (parsed as `stmt`) may be prepared once and bound many times:
+/// no constant is left in it that PostgreSQL reads while parsing under the session's settings
+/// (`placeholders_behave`, `no_constants_left`).
+pub fn qualifies(text: &str, stmt: &Statement) -> bool {
+    no_constants_left(text) && placeholders_behave(stmt)
+}
+
+/// A prepared statement keeps the constants its text had, converted when it was parsed: a
+/// quoted literal the shape kept (`date 'today'`, `timestamptz '2024-01-01 00:00'` read in the
+/// TimeZone of whichever session prepared it, `E'..'`, `$$..$$`) would keep its first meaning
+/// for every session and day after. Any quote left in the shape keeps the statement as text.
+fn no_constants_left(text: &str) -> bool {
+    let b = text.as_bytes();
+    !b.contains(&b'\'')
+        && !b
+            .iter()
+            .enumerate()
+            .any(|(i, c)| *c == b'$' && !b.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+}
+
 /// True when every `$n` of `stmt` (a shape's statement) sits where a typed parameter
 /// behaves as the literal it replaced; false for anything but a plain SELECT.
 pub fn placeholders_behave(stmt: &Statement) -> bool {
@@ -37,7 +57,7 @@ pub fn placeholders_behave(stmt: &Statement) -> bool {
     }
     let mut c = Count::default();
     let _ = stmt.visit(&mut c);
-    c.all > 0 && c.all == c.safe
+    c.all > 0 && c.all == c.safe && !c.null
 }
 
 /// A query whose body is a SELECT (or a set operation of them) without INTO.
@@ -59,6 +79,8 @@ struct Count {
     all: usize,
     /// Placeholders seen in a context where a typed parameter means what the literal did.
     safe: usize,
+    /// A NULL constant: `x = NULL` means what transform_null_equals said when it was parsed.
+    null: bool,
 }
 
 fn is_placeholder(e: &Expr) -> bool {
@@ -116,6 +138,7 @@ impl Visitor for Count {
     fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
         match e {
             _ if is_placeholder(e) => self.all += 1,
+            Expr::Value(v) if matches!(v.value, Value::Null) => self.null = true,
             Expr::BinaryOp { left, op, right }
                 if comparison(op)
                     && ((is_column(left) && is_operand(right))
@@ -142,7 +165,7 @@ impl Visitor for Count {
 pub fn shape_of(sql: &str) -> Option<(String, usize)> {
     let sh = super::shape::shape(sql)?;
     let parsed = super::parse_sql(&sh.text).ok()?;
-    (!sh.literals.is_empty() && parsed.len() == 1 && placeholders_behave(&parsed[0]))
+    (!sh.literals.is_empty() && parsed.len() == 1 && qualifies(&sh.text, &parsed[0]))
         .then_some((sh.text, sh.literals.len()))
 }
 
@@ -171,7 +194,7 @@ mod tests {
 
     fn behaves(sql: &str) -> bool {
         let s = crate::analyze::parse_sql(sql).unwrap_or_default();
-        s.len() == 1 && placeholders_behave(&s[0])
+        s.len() == 1 && qualifies(sql, &s[0])
     }
 
     #[test]
@@ -202,6 +225,14 @@ mod tests {
         assert!(!behaves("SELECT v FROM kv WHERE v LIKE $1"));
         assert!(!behaves("SELECT v FROM kv WHERE k = $1::int"));
         assert!(!behaves("SELECT v INTO w FROM kv WHERE k = $1"));
+        // Constants PostgreSQL converts while parsing, under the preparing session's settings.
+        assert!(!behaves(
+            "SELECT v FROM ev WHERE id = $1 AND day = date 'today'"
+        ));
+        assert!(!behaves("SELECT v FROM ev WHERE id = $1 AND v = E'a\\b'"));
+        assert!(!behaves("SELECT v FROM ev WHERE id = $1 AND v = $$x$$"));
+        assert!(!behaves("SELECT v FROM ev WHERE id = $1 AND v = NULL"));
+        assert!(behaves("SELECT v FROM ev WHERE id = $1 AND v IS NULL"));
         // Nothing lifted: nothing to gain.
         assert!(!behaves("SELECT v FROM kv"));
         assert!(!behaves("UPDATE kv SET v = 'x' WHERE k = $1"));

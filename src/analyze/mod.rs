@@ -310,7 +310,7 @@ pub fn analyze(
             s.sticky = sticky::keeps_session_state(text);
             if text != *orig
                 && matches!(s.kind, Kind::Select { .. })
-                && s.ast.as_ref().is_some_and(generic::placeholders_behave)
+                && s.ast.as_ref().is_some_and(|a| generic::qualifies(text, a))
             {
                 s.generic = Some(text.to_string());
             }

@@ -52,10 +52,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// a transaction block (a failed Bind there would end the block), a statement that leaves
     /// nothing behind in the worker session.
     pub(in crate::session) fn generic_allowed(&self, stmt: &Stmt, params: usize) -> bool {
-        let standard_strings = self
+        // The shape read backslashes as standard strings do: a session that set
+        // standard_conforming_strings keeps its text (the worker's own value is read in
+        // `run_generic`).
+        let standard_strings = !self
             .settings
-            .get("standard_conforming_strings")
-            .is_none_or(|v| v.eq_ignore_ascii_case("on"));
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("standard_conforming_strings"));
         self.shared.config.prepare_simple_lookups
             && self.txn.txn.is_none()
             && params > 0
@@ -98,6 +101,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Ok(Generic::Done);
             }
         };
+        if c.server_params
+            .get("standard_conforming_strings")
+            .map(String::as_str)
+            != Some("on")
+        {
+            return Ok(Generic::AsText);
+        }
         if !c.prepared.contains(&name) {
             // A Parse that failed earlier may or may not have left the name defined; closing
             // a missing statement is not an error.
@@ -151,7 +161,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         self.errored = true;
                     }
                 }
-                be::NOTICE_RESPONSE | be::PARAMETER_STATUS if !started => waiting.push(f),
+                // Asynchronous messages are the session's, whatever becomes of the attempt.
+                be::NOTIFICATION | be::PARAMETER_STATUS => {
+                    if let Err(e) = self.push_flushing(&f).await {
+                        break Err(e);
+                    }
+                }
+                be::NOTICE_RESPONSE if !started => waiting.push(f),
                 _ => {
                     if !started {
                         started = true;
