@@ -373,3 +373,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(())
     }
 }
+
+/// The hash in the names of statements shardgate prepares on pooled worker connections, which
+/// every session shares: keyed with this process's random keys (std's RandomState), so no
+/// client can make up a text whose name another session's statement already has.
+pub(crate) fn statement_hash<T: std::hash::Hash>(t: T) -> u64 {
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new).hash_one(t)
+}

@@ -9,7 +9,6 @@ mod held;
 mod message;
 mod portal_sql;
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -83,10 +82,7 @@ pub enum PortalRun {
 }
 
 fn backend_name(p: &fe::Parse) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    p.sql.hash(&mut h);
-    p.types.hash(&mut h);
-    format!("sg_{:016x}", h.finish())
+    format!("sg_{:016x}", super::statement_hash((&p.sql, &p.types)))
 }
 
 /// Bytes a session's prepared statements may be assumed to hold together (their analyses,

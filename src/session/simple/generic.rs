@@ -4,8 +4,6 @@
 //! Any error before the first reply frame runs the statement again as the client's own text, so
 //! the client sees PostgreSQL's own answer to the text it sent (error positions included).
 
-use std::hash::{Hash, Hasher};
-
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -32,10 +30,10 @@ pub enum Generic {
 
 /// The worker's statement name for `shape` with parameters of `types`.
 fn statement_name(shape: &str, types: &[u32]) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    shape.hash(&mut h);
-    types.hash(&mut h);
-    format!("sg_l{:016x}", h.finish())
+    format!(
+        "sg_l{:016x}",
+        crate::session::statement_hash((shape, types))
+    )
 }
 
 /// Errors PostgreSQL raises while parsing, binding or revalidating a statement, which the
