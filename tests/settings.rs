@@ -230,6 +230,32 @@ async fn routed_prepared_statements_get_generic_plans_on_the_workers() {
     assert_eq!(everywhere(&c, mode).await, ["force_generic_plan"]);
 }
 
+/// A node URL's `options` (libpq's startup settings, percent-encoded) reach the data path's
+/// worker sessions after shardgate's own, so they win over `worker_plan_cache_mode`; a
+/// session's SET still wins over both, and RESET comes back to the URL's value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_url_options_set_the_worker_sessions() {
+    let url = |p: u16| {
+        format!(
+            "postgresql://postgres@127.0.0.1:{p}/app?options=-c%20work_mem%3D1234kB%20-c%20plan_cache_mode%3Dauto"
+        )
+    };
+    let own = Own::start_custom("settings-url-options", 2, "", "", "", &url, &|_, _| {}).await;
+    let c = own.connect().await.expect("connect");
+    let mem = "current_setting('work_mem')";
+    assert_eq!(everywhere(&c, mem).await, ["1234kB"]);
+    let mode = "current_setting('plan_cache_mode')";
+    assert_eq!(
+        everywhere(&c, mode).await,
+        ["auto"],
+        "the URL's setting wins"
+    );
+    run(&c, "SET work_mem = '2MB'").await;
+    assert_eq!(everywhere(&c, mem).await, ["2MB"], "the session's SET wins");
+    run(&c, "RESET work_mem").await;
+    assert_eq!(everywhere(&c, mem).await, ["1234kB"], "RESET");
+}
+
 /// A simple query's answer as a client sees it: rows, or the error with its position.
 async fn answer(c: &Client, sql: &str) -> String {
     match c.simple_query(sql).await {

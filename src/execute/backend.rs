@@ -66,7 +66,8 @@ impl Target {
             read_timeout,
             health: super::health::Health::new(name),
             tls,
-            options: None,
+            // libpq's `options` URL parameter: startup settings for this node's sessions.
+            options: cfg.get_options().map(str::to_string),
         })
     }
 }
@@ -298,6 +299,18 @@ impl Backend {
     /// The next message from the worker, waiting at most the query timeout (a long query is
     /// not an error until then; statement_timeout on the workers may bound it sooner).
     pub async fn read(&mut self) -> SgResult<Frame> {
+        // A reply usually arrives as several messages in one segment (a row set as thousands):
+        // those already buffered are taken without arming a timer and a health watch per
+        // message, which cost more than the message itself (perf: clock_gettime, Timeout and
+        // Notified polls). Only a read that has to wait needs either.
+        match crate::protocol::take_frame(&mut self.buf, crate::protocol::MAX_MESSAGE) {
+            Ok(Some(f)) => return Ok(f),
+            Ok(None) => {}
+            Err(e) => {
+                self.broken = true;
+                return Err(SgError::worker(&self.node_name, e));
+            }
+        }
         let read = tokio::time::timeout(
             self.read_timeout,
             read_frame(&mut self.stream, &mut self.buf),

@@ -80,8 +80,14 @@ impl Shared {
             )?;
             // The data path's connections: a session's own SET plan_cache_mode still wins, and
             // its RESET comes back to this (a startup option is the reset value, guc.c).
-            target.options =
+            // The node URL's own `options` come after, so a setting made there for one node
+            // wins (PostgreSQL applies startup -c settings in order).
+            let cache =
                 (config.worker_plan_cache_mode.as_ref()).map(|m| format!("-c plan_cache_mode={m}"));
+            target.options = match (cache, target.options.take()) {
+                (Some(c), Some(u)) => Some(format!("{c} {u}")),
+                (c, u) => c.or(u),
+            };
             let pool = build(&target);
             health::spawn(
                 target.clone(),

@@ -146,27 +146,59 @@ pub fn truncate_row(f: &Frame, n: usize) -> SgResult<Frame> {
     Ok(Frame::build(be::DATA_ROW, &b))
 }
 
-/// A one-dimensional binary array (array_send's format) of one element type.
-pub fn binary_array(elem_oid: u32, values: &[Option<Bytes>]) -> Bytes {
-    let mut b = BytesMut::with_capacity(
-        20 + values
-            .iter()
-            .map(|v| v.as_ref().map_or(4, |x| x.len() + 4))
-            .sum::<usize>(),
-    );
-    if values.is_empty() {
-        b.put_i32(0);
-        b.put_i32(0);
+/// One column of buffered binary DataRows, kept as the elements of a one-dimensional binary
+/// array: array_recv (arrayfuncs.c) reads each element as its length (-1 for NULL) and bytes,
+/// exactly as a DataRow carries a column, so a column's bytes are copied once and never split.
+#[derive(Default)]
+pub struct ArrayColumn {
+    elems: BytesMut,
+    n: i32,
+    nulls: bool,
+}
+
+impl ArrayColumn {
+    /// The array (array_send's layout) of elements of type `elem_oid`.
+    pub fn finish(&self, elem_oid: u32) -> Bytes {
+        let mut b = BytesMut::with_capacity(20 + self.elems.len());
+        if self.n == 0 {
+            b.put_i32(0);
+            b.put_i32(0);
+            b.put_u32(elem_oid);
+            return b.freeze();
+        }
+        b.put_i32(1);
+        b.put_i32(i32::from(self.nulls));
         b.put_u32(elem_oid);
-        return b.freeze();
+        b.put_i32(self.n);
+        b.put_i32(1);
+        b.put_slice(&self.elems);
+        b.freeze()
     }
-    b.put_i32(1);
-    b.put_i32(i32::from(values.iter().any(|v| v.is_none())));
-    b.put_u32(elem_oid);
-    b.put_i32(values.len() as i32);
-    b.put_i32(1);
-    crate::protocol::frontend::put_values(&mut b, values);
-    b.freeze()
+}
+
+/// Appends a DataRow's columns to their arrays; the row must have one column per array.
+pub fn append_row(f: &Frame, arrays: &mut [ArrayColumn]) -> SgResult<()> {
+    let mut r = Reader::new(f.body());
+    let n = r.i16()?.max(0) as usize;
+    if n != arrays.len() {
+        return Err(SgError::protocol(format!(
+            "a row of {n} columns where {} were described",
+            arrays.len()
+        )));
+    }
+    for a in arrays.iter_mut() {
+        let len = r.i32()?;
+        a.elems.put_i32(len);
+        if len < 0 {
+            a.nulls = true;
+        } else {
+            a.elems.put_slice(r.bytes(len as usize)?);
+        }
+        a.n =
+            a.n.checked_add(1)
+                .ok_or_else(|| SgError::protocol("too many rows for one array"))?;
+    }
+    Ok(())
 }
 
 /// Text types, which PostgreSQL compares under a collation.

@@ -46,19 +46,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let bound = self.shared.config.max_buffered_rows;
         let mut types: Vec<u32> = Vec::new();
         let mut typmods: Vec<i32> = Vec::new();
-        let mut columns: Vec<Vec<Option<Bytes>>> = Vec::new();
+        let mut columns: Vec<rows::ArrayColumn> = Vec::new();
         let mut failure = None;
         let mut total = 0usize;
         let mut over = false;
         for &n in call.nodes {
+            let backend = self.backend(n).await?;
             loop {
-                let f = self.backend(n).await?.read().await?;
+                let f = backend.read().await?;
                 match f.tag {
                     be::ROW_DESCRIPTION if types.is_empty() => {
                         let fields = rows::parse_row_description(&f)?;
                         types = fields.iter().map(|x| x.type_oid).collect();
                         typmods = fields.iter().map(|x| x.type_mod).collect();
-                        columns = vec![Vec::new(); types.len()];
+                        columns = (0..types.len()).map(|_| Default::default()).collect();
                     }
                     be::DATA_ROW if failure.is_none() && !over => {
                         total += 1;
@@ -66,11 +67,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             over = true;
                             continue;
                         }
-                        for (i, c) in rows::columns(&f)?.into_iter().enumerate() {
-                            if let Some(col) = columns.get_mut(i) {
-                                col.push(c);
-                            }
-                        }
+                        rows::append_row(&f, &mut columns)?;
                     }
                     be::ERROR_RESPONSE if failure.is_none() => failure = Some(WorkerError(f)),
                     be::READY_FOR_QUERY => break,
@@ -106,7 +103,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .map(|i| call.param_types.get(i).copied().unwrap_or(0))
             .collect();
         for (i, col) in columns.iter().enumerate() {
-            params.push(Some(rows::binary_array(types[i], col)));
+            params.push(Some(col.finish(types[i])));
             formats.push(1);
             ptypes.push(0);
         }
