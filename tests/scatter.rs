@@ -348,6 +348,28 @@ const RANGE_LIST: &[&str] = &[
     "SELECT count(*) FILTER (WHERE region IN ('US', 'CA')), count(*) FILTER (WHERE region NOT IN ('US', 'CA', 'UK', 'DE', 'FR')) FROM regional_sales",
 ];
 
+/// Finals shardgate computes itself (count, and sum/min/max of integers, grouped by integer
+/// columns; plan::merge::local): NULL groups and NULL inputs, empty inputs, every ORDER BY form,
+/// LIMIT/OFFSET, int2/int4/int8, and outputs PostgreSQL types otherwise (numeric sums, text
+/// groups) that must fall back to the merge node.
+const INTEGER_FINALS: &[&str] = &[
+    "SELECT quantity, count(*), sum(product_id), min(sales_rep_id), max(sales_rep_id) FROM sales_analytics GROUP BY quantity ORDER BY 1",
+    "SELECT sales_rep_id, count(*) AS n, min(quantity) FROM sales_analytics GROUP BY sales_rep_id ORDER BY n DESC, sales_rep_id NULLS FIRST",
+    "SELECT count(*) AS n, sales_rep_id FROM sales_analytics GROUP BY 2 ORDER BY 2 DESC NULLS LAST LIMIT 4 OFFSET 1",
+    "SELECT page_views, count(*) FROM user_analytics GROUP BY page_views ORDER BY count(*) DESC, page_views LIMIT 5",
+    "SELECT count(*), sum(page_views), min(session_duration), max(actions_count) FROM user_analytics WHERE page_views < -5",
+    "SELECT page_views, sum(session_duration) FROM user_analytics WHERE page_views < -5 GROUP BY page_views",
+    "SELECT min(quantity::int2), max(quantity::int2), count(quantity), sum(quantity::int2) FROM sales_analytics",
+    "SELECT quantity % 3 AS q, count(*) FROM sales_analytics GROUP BY 1 ORDER BY q",
+    "SELECT sum(quantity) FROM sales_analytics GROUP BY product_id % 4 ORDER BY 1",
+    "SELECT product_id % 5, quantity, count(*) FROM sales_analytics GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 7",
+    "SELECT page_views FROM user_analytics GROUP BY page_views ORDER BY 1 DESC LIMIT 3",
+    "SELECT max(sale_id), min(sale_id), count(DISTINCT quantity) FROM sales_analytics",
+    "SELECT quantity, sum(sale_id), max(region) FROM sales_analytics GROUP BY quantity ORDER BY 1",
+    "SELECT region, count(*) FROM sales_analytics GROUP BY region ORDER BY 2 DESC, 1",
+    "SELECT count(*) FROM sales_analytics GROUP BY sales_rep_id IS NULL ORDER BY 1",
+];
+
 // ---------- one test per theme ----------
 
 suite! { run_theme:
@@ -363,6 +385,7 @@ suite! { run_theme:
     range_and_list_tables = RANGE_LIST;
     row_locks_keep_the_merge = LOCKING;
     distinct_over_key_groups = DISTINCT_OVER_KEY_GROUPS;
+    integer_finals = INTEGER_FINALS;
 }
 
 /// DISTINCT above a GROUP BY that holds the key (issue 12): each node's groups are whole, the

@@ -2,6 +2,7 @@
 //! combination of several nodes' replies into one.
 
 pub mod backend;
+pub mod combine;
 pub mod health;
 pub mod pool;
 pub mod rows;

@@ -241,6 +241,7 @@ impl fmt::Display for Display<'_> {
                         worker_sql,
                         final_query,
                         aggs,
+                        local,
                         ..
                     } => {
                         write!(f, "MergeFinal nodes={nodes} ({why})")?;
@@ -248,7 +249,14 @@ impl fmt::Display for Display<'_> {
                         for (i, a) in aggs.iter().enumerate() {
                             write!(f, "\n  agg{i}: {a:?}")?;
                         }
-                        write!(f, "\n  final: {final_query}")
+                        write!(f, "\n  final: {final_query}")?;
+                        match local {
+                            Some(l) => write!(
+                                f,
+                                "\n  final in shardgate when the partials are integers: {l}"
+                            ),
+                            None => Ok(()),
+                        }
                     }
                 }
             }

@@ -223,7 +223,7 @@ fn substitute_groups(e: &mut Expr, groups: &[Expr]) {
 }
 
 /// Aggregates and GROUP BY: partials per node, finished on the merge node.
-pub(super) fn final_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<Merge> {
+pub(super) fn final_plan(q: &Query, sel: &Select, values: &Values) -> SgResult<Merge> {
     if sel.projection.iter().any(|i| item_expr(i).is_none()) {
         return Err(bad("* in an aggregate query"));
     }
@@ -323,6 +323,13 @@ pub(super) fn final_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<
             ws.projection.push(SelectItem::UnnamedExpr(number(1)));
         }
     }
+    // The same final in shardgate, where its shape allows.
+    let local = match distinct_group {
+        true => None,
+        false => {
+            super::local::local_final(q, sel, &projection, &order, &aggs, groups.len(), values)
+        }
+    };
     // The coordinator part.
     let mut fq = template()?;
     if let SetExpr::Select(fs) = fq.body.as_mut() {
@@ -348,5 +355,6 @@ pub(super) fn final_plan(q: &Query, sel: &Select, _values: &Values) -> SgResult<
         aggs,
         final_query: fq,
         outputs,
+        local,
     })
 }

@@ -7,6 +7,7 @@
 
 mod aggregate;
 mod finish;
+mod local;
 mod sort;
 
 use sqlparser::ast::{
@@ -21,6 +22,7 @@ use crate::analyze::Stmt;
 use crate::error::{SgError, SgResult};
 
 pub use finish::finish;
+pub use local::{LocalFinal, Out};
 
 use aggregate::final_plan;
 use sort::{distinct_plan, sort_plan};
@@ -79,6 +81,8 @@ pub enum Merge {
         /// The output items of the final query, to be aliased and cast to the original's
         /// described columns.
         outputs: usize,
+        /// The same final computed in shardgate, where the partials turn out to be integers.
+        local: Option<LocalFinal>,
     },
 }
 

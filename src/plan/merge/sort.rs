@@ -42,7 +42,7 @@ fn limit_value(e: &Expr, values: &Values, offset: bool) -> SgResult<Option<u64>>
 }
 
 /// The query's LIMIT and OFFSET as numbers (no LIMIT: None).
-fn limits(q: &Query, values: &Values) -> SgResult<(Option<u64>, u64)> {
+pub(super) fn limits(q: &Query, values: &Values) -> SgResult<(Option<u64>, u64)> {
     if let Some(f) = &q.fetch {
         // FETCH FIRST n ROWS ONLY is LIMIT n; WITH TIES and PERCENT are not.
         if f.with_ties || f.percent {
@@ -88,7 +88,7 @@ fn limits(q: &Query, values: &Values) -> SgResult<(Option<u64>, u64)> {
     }
 }
 
-fn sort_key(o: &OrderByExpr) -> SgResult<SortKey> {
+pub(super) fn sort_key(o: &OrderByExpr) -> SgResult<SortKey> {
     let desc = match o.options.sort {
         None | Some(OrderBySort::Asc) => false,
         Some(OrderBySort::Desc) => true,
@@ -281,6 +281,7 @@ pub(super) fn distinct_plan(q: &Query, sel: &Select, _values: &Values) -> SgResu
         aggs: Vec::new(),
         final_query: fq,
         outputs: n,
+        local: None,
     })
 }
 

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{code, SgError, SgResult};
+use crate::execute::combine::Combiner;
 use crate::execute::rows;
 use crate::plan::merge::{self, Merge};
 use crate::protocol::backend as be;
@@ -18,21 +19,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         &mut self,
         call: &MergeCall<'_>,
     ) -> SgResult<Result<(), WorkerError>> {
-        let Merge::Final { worker_sql, .. } = call.merge else {
+        let Merge::Final {
+            worker_sql,
+            local,
+            aggs,
+            groups,
+            ..
+        } = call.merge
+        else {
             return Err(SgError::internal("not a final merge"));
         };
         let merge_node = self.shared.config.default_node;
-        let outputs = match self
-            .describe_on(merge_node, call.original, call.param_types)
-            .await?
-        {
-            Ok(f) => f,
-            Err(e) => return Ok(Err(e)),
-        };
-        let outputs: Vec<(String, Option<String>)> = outputs
-            .iter()
-            .map(|f| (f.name.clone(), f.type_sql()))
-            .collect();
+        // The client's statement is described on the merge node while the nodes run the
+        // worker part: one round trip, not two, before the partial rows arrive.
+        self.send_describe(merge_node, call.original, call.param_types)
+            .await?;
         for &n in call.nodes {
             let frames = [
                 parse_frame(worker_sql, call.param_types),
@@ -43,10 +44,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             ];
             self.backend(n).await?.send(&frames).await?;
         }
+        let described = self.read_describe(merge_node).await?.map(|(_, f)| f);
         let bound = self.shared.config.max_buffered_rows;
         let mut types: Vec<u32> = Vec::new();
         let mut typmods: Vec<i32> = Vec::new();
         let mut columns: Vec<rows::ArrayColumn> = Vec::new();
+        let mut combiner: Option<Combiner> = None;
         let mut failure = None;
         let mut total = 0usize;
         let mut over = false;
@@ -60,6 +63,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         types = fields.iter().map(|x| x.type_oid).collect();
                         typmods = fields.iter().map(|x| x.type_mod).collect();
                         columns = (0..types.len()).map(|_| Default::default()).collect();
+                        combiner = match (local, &described) {
+                            (Some(l), Ok(d)) => Combiner::new(l, aggs, *groups, &types, d),
+                            _ => None,
+                        };
                     }
                     be::DATA_ROW if failure.is_none() && !over => {
                         total += 1;
@@ -67,7 +74,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                             over = true;
                             continue;
                         }
-                        rows::append_row(&f, &mut columns)?;
+                        match combiner.as_mut() {
+                            Some(c) => c.add(&f)?,
+                            None => rows::append_row(&f, &mut columns)?,
+                        }
                     }
                     be::ERROR_RESPONSE if failure.is_none() => failure = Some(WorkerError(f)),
                     be::READY_FOR_QUERY => break,
@@ -75,9 +85,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
         }
+        // The original's own error first: the worker part's would be shardgate's rewrite of it.
+        let described = match described {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e)),
+        };
         if let Some(e) = failure {
             return ours(e);
         }
+        let outputs: Vec<(String, Option<String>)> = described
+            .iter()
+            .map(|f| (f.name.clone(), f.type_sql()))
+            .collect();
         if over {
             return Err(SgError::new(
                 code::INSUFFICIENT_RESOURCES,
@@ -86,6 +105,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         if call.collated && types.iter().any(|t| rows::is_text(*t)) {
             return Err(rows::collated_text());
+        }
+        if let Some(c) = combiner {
+            let frames = match c.finish(&described, call.result_formats, call.describe) {
+                Ok(frames) => frames,
+                // A value past its type (22003), raised as the final query's cast would.
+                Err(e) => return Ok(Err(WorkerError(be::error(&e)))),
+            };
+            for f in &frames {
+                self.push_flushing(f).await?;
+            }
+            return Ok(Ok(()));
         }
         let mut type_names = Vec::with_capacity(types.len());
         for (i, oid) in types.iter().enumerate() {
