@@ -31,6 +31,23 @@ enum Fold {
     Max(usize),
 }
 
+/// A group's key: most GROUP BYs have one column, kept without an allocation per row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    One(Option<i64>),
+    Many(Vec<Option<i64>>),
+}
+
+impl Key {
+    fn get(&self, k: usize) -> Option<i64> {
+        match self {
+            Key::One(v) if k == 0 => *v,
+            Key::One(_) => None,
+            Key::Many(v) => v.get(k).copied().flatten(),
+        }
+    }
+}
+
 /// Integer partial rows folded per group. Sums are kept in i128, as PostgreSQL sums int8
 /// partials in numeric and only the final cast to bigint can overflow (22003).
 pub struct Combiner {
@@ -43,7 +60,9 @@ pub struct Combiner {
     /// Worker column count and each output column's type.
     columns: usize,
     out_types: Vec<u32>,
-    map: HashMap<Vec<Option<i64>>, Vec<Option<i128>>>,
+    map: HashMap<Key, Vec<Option<i128>>>,
+    /// One row's values, reused.
+    values: Vec<Option<i64>>,
 }
 
 impl Combiner {
@@ -101,6 +120,7 @@ impl Combiner {
             columns: types.len(),
             out_types,
             map: HashMap::new(),
+            values: Vec::new(),
         })
     }
 
@@ -114,7 +134,8 @@ impl Combiner {
                 self.columns
             )));
         }
-        let mut values = Vec::with_capacity(n);
+        let values = &mut self.values;
+        values.clear();
         for _ in 0..n {
             let len = r.i32()?;
             values.push(if len < 0 {
@@ -123,7 +144,10 @@ impl Combiner {
                 Some(int(r.bytes(len as usize)?)?)
             });
         }
-        let key = values[..self.groups].to_vec();
+        let key = match self.groups {
+            1 => Key::One(values[0]),
+            g => Key::Many(values[..g].to_vec()),
+        };
         let accs = self
             .map
             .entry(key)
@@ -153,14 +177,15 @@ impl Combiner {
     ) -> SgResult<Vec<Frame>> {
         // An aggregate without GROUP BY has one row even over no rows (nodeAgg.c).
         if self.groups == 0 && self.map.is_empty() {
-            self.map.insert(Vec::new(), vec![None; self.folds.len()]);
+            self.map
+                .insert(Key::Many(Vec::new()), vec![None; self.folds.len()]);
         }
         let mut rows: Vec<Vec<Option<i128>>> = Vec::with_capacity(self.map.len());
         for (key, accs) in self.map.drain() {
             let mut row = Vec::with_capacity(self.outputs.len());
             for (o, ty) in self.outputs.iter().zip(&self.out_types) {
                 let v = match o {
-                    Out::Group(k) => key.get(*k).copied().flatten().map(i128::from),
+                    Out::Group(k) => key.get(*k).map(i128::from),
                     Out::Agg(a) => match (self.folds.get(*a), accs.get(*a).copied().flatten()) {
                         (Some(Fold::Count(_)), v) => Some(v.unwrap_or(0)),
                         (_, v) => v,
@@ -174,7 +199,7 @@ impl Combiner {
             rows.push(row);
         }
         let order = &self.order;
-        rows.sort_by(|a, b| {
+        let cmp = |a: &Vec<Option<i128>>, b: &Vec<Option<i128>>| {
             for (i, k) in order {
                 let c = compare(a[*i], b[*i], *k);
                 if c != Ordering::Equal {
@@ -182,11 +207,20 @@ impl Combiner {
                 }
             }
             Ordering::Equal
-        });
+        };
         let skip = usize::try_from(self.offset).unwrap_or(usize::MAX);
         let take = self
             .limit
             .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        if !order.is_empty() {
+            // A top-N needs its first offset + limit rows in order, not all of them.
+            let wanted = skip.saturating_add(take);
+            if wanted > 0 && wanted < rows.len() {
+                rows.select_nth_unstable_by(wanted - 1, cmp);
+                rows.truncate(wanted);
+            }
+            rows.sort_by(cmp);
+        }
         let mut out = Vec::new();
         if describe {
             out.push(rows::row_description(
