@@ -160,25 +160,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         sql: &str,
         types: &[u32],
     ) -> SgResult<Result<(Vec<u32>, Vec<rows::Field>), WorkerError>> {
-        self.send_describe(node, sql, types).await?;
-        self.read_describe(node).await
-    }
-
-    /// Sends a statement's Describe; its reply is read by `read_describe`, after which other
-    /// messages may be pipelined on the same connection.
-    async fn send_describe(&mut self, node: usize, sql: &str, types: &[u32]) -> SgResult<()> {
         let frames = [
             parse_frame(sql, types),
             fe::build_target(fe::DESCRIBE, b'S', ""),
             fe::sync(),
         ];
-        self.backend(node).await?.send(&frames).await
-    }
-
-    async fn read_describe(
-        &mut self,
-        node: usize,
-    ) -> SgResult<Result<(Vec<u32>, Vec<rows::Field>), WorkerError>> {
+        self.backend(node).await?.send(&frames).await?;
         let (mut params, mut fields, mut err) = (Vec::new(), Vec::new(), None);
         loop {
             let f = self.backend(node).await?.read().await?;

@@ -30,10 +30,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Err(SgError::internal("not a final merge"));
         };
         let merge_node = self.shared.config.default_node;
-        // The client's statement is described on the merge node while the nodes run the
-        // worker part: one round trip, not two, before the partial rows arrive.
-        self.send_describe(merge_node, call.original, call.param_types)
-            .await?;
+        // The client's statement is described before any node runs the worker part: a
+        // statement PostgreSQL refuses at analysis runs nothing (a volatile function in an
+        // aggregate's argument would otherwise run on the nodes, outside any block, for a
+        // statement that fails).
+        let described = match self
+            .describe_on(merge_node, call.original, call.param_types)
+            .await?
+        {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e)),
+        };
         for &n in call.nodes {
             let frames = [
                 parse_frame(worker_sql, call.param_types),
@@ -44,7 +51,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             ];
             self.backend(n).await?.send(&frames).await?;
         }
-        let described = self.read_describe(merge_node).await?.map(|(_, f)| f);
         let bound = self.shared.config.max_buffered_rows;
         let mut types: Vec<u32> = Vec::new();
         let mut typmods: Vec<i32> = Vec::new();
@@ -63,10 +69,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         types = fields.iter().map(|x| x.type_oid).collect();
                         typmods = fields.iter().map(|x| x.type_mod).collect();
                         columns = (0..types.len()).map(|_| Default::default()).collect();
-                        combiner = match (local, &described) {
-                            (Some(l), Ok(d)) => Combiner::new(l, aggs, *groups, &types, d),
-                            _ => None,
-                        };
+                        combiner = local
+                            .as_ref()
+                            .and_then(|l| Combiner::new(l, aggs, *groups, &types, &described));
                     }
                     be::DATA_ROW if failure.is_none() && !over => {
                         total += 1;
@@ -85,11 +90,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
         }
-        // The original's own error first: the worker part's would be shardgate's rewrite of it.
-        let described = match described {
-            Ok(f) => f,
-            Err(e) => return Ok(Err(e)),
-        };
         if let Some(e) = failure {
             return ours(e);
         }
