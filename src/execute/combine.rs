@@ -262,17 +262,8 @@ fn check_range(v: i128, ty: u32) -> SgResult<()> {
     Ok(())
 }
 
-/// PostgreSQL's order: NULLS LAST is the default ascending, NULLS FIRST descending.
 fn compare(a: Option<i128>, b: Option<i128>, k: SortKey) -> Ordering {
-    match (a, b) {
-        (None, None) => Ordering::Equal,
-        (None, Some(_)) if k.nulls_first => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (Some(_), None) if k.nulls_first => Ordering::Greater,
-        (Some(_), None) => Ordering::Less,
-        (Some(x), Some(y)) if k.desc => y.cmp(&x),
-        (Some(x), Some(y)) => x.cmp(&y),
-    }
+    rows::key_cmp(k, a, b, |x, y| x.cmp(&y))
 }
 
 fn data_row(row: &[Option<i128>], types: &[u32], formats: &[i16]) -> Frame {

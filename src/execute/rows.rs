@@ -339,6 +339,25 @@ pub fn value_cmp(oid: u32, a: &[u8], b: &[u8]) -> Ordering {
     }
 }
 
+/// Orders two values of one ORDER BY item: NULLs placed as the item asks (PostgreSQL: NULLS
+/// LAST is the default ascending, NULLS FIRST descending), the rest by `cmp`, reversed for DESC.
+pub fn key_cmp<T>(
+    k: SortKey,
+    a: Option<T>,
+    b: Option<T>,
+    cmp: impl FnOnce(T, T) -> Ordering,
+) -> Ordering {
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) if k.nulls_first => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) if k.nulls_first => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) if k.desc => cmp(x, y).reverse(),
+        (Some(x), Some(y)) => cmp(x, y),
+    }
+}
+
 /// Orders two rows' sort keys by the ORDER BY spec, NULLs placed as asked.
 pub fn keys_cmp(
     spec: &[SortKey],
@@ -348,34 +367,12 @@ pub fn keys_cmp(
 ) -> Ordering {
     for (i, k) in spec.iter().enumerate() {
         let oid = oids.get(i).copied().unwrap_or(25);
-        let o = match (
+        let o = key_cmp(
+            *k,
             a.get(i).and_then(|x| x.as_ref()),
             b.get(i).and_then(|x| x.as_ref()),
-        ) {
-            (None, None) => Ordering::Equal,
-            (None, Some(_)) => {
-                if k.nulls_first {
-                    Ordering::Less
-                } else {
-                    Ordering::Greater
-                }
-            }
-            (Some(_), None) => {
-                if k.nulls_first {
-                    Ordering::Greater
-                } else {
-                    Ordering::Less
-                }
-            }
-            (Some(x), Some(y)) => {
-                let o = value_cmp(oid, x, y);
-                if k.desc {
-                    o.reverse()
-                } else {
-                    o
-                }
-            }
-        };
+            |x, y| value_cmp(oid, x, y),
+        );
         if o != Ordering::Equal {
             return o;
         }

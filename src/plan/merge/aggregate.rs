@@ -343,7 +343,6 @@ pub(super) fn final_plan(q: &Query, sel: &Select, values: &Values) -> SgResult<M
             vec![],
         );
     }
-    let _ = distinct_group;
     set_order(&mut fq, order);
     fq.limit_clause = q.limit_clause.clone();
     fq.fetch = q.fetch.clone();
