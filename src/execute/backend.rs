@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -15,6 +16,10 @@ use crate::error::{SgError, SgResult};
 use crate::protocol::backend as be;
 use crate::protocol::frontend as fe;
 use crate::protocol::{read_frame, Frame, Reader};
+
+/// A session's settings (SET statements by name), shared with the connections synced to
+/// them: one that holds the session's own map needs no compare.
+pub type Settings = Arc<BTreeMap<String, String>>;
 
 /// Where and how to reach one worker.
 #[derive(Debug, Clone)]
@@ -82,7 +87,7 @@ pub struct Backend {
     /// The worker's ParameterStatus values after startup.
     pub server_params: HashMap<String, String>,
     /// Session settings applied with SET, by name → the SET statement's text.
-    pub settings: BTreeMap<String, String>,
+    pub settings: Settings,
     /// Statements prepared on this connection, by shardgate's name for them.
     pub prepared: std::collections::HashSet<String>,
     /// Process id and secret for CancelRequest.
@@ -150,7 +155,7 @@ impl Backend {
             timeout: t.timeout,
             read_timeout: t.read_timeout,
             server_params: HashMap::new(),
-            settings: BTreeMap::new(),
+            settings: Settings::default(),
             prepared: Default::default(),
             cancel_key: (0, 0),
             host: t.host.clone(),
@@ -368,8 +373,9 @@ impl Backend {
     /// Brings the connection's session settings to `wanted` (the client session's SETs). A
     /// connection whose settings could not be brought there is in a state no session chose:
     /// it is marked broken so the pool drops it instead of handing it to anyone else.
-    pub async fn sync_settings(&mut self, wanted: &BTreeMap<String, String>) -> SgResult<()> {
-        if &self.settings == wanted {
+    pub async fn sync_settings(&mut self, wanted: &Settings) -> SgResult<()> {
+        // The same map (nothing SET since this connection was last synced) needs no compare.
+        if Arc::ptr_eq(&self.settings, wanted) || self.settings == *wanted {
             return Ok(());
         }
         let mut sql = String::new();
@@ -378,7 +384,7 @@ impl Backend {
                 sql.push_str(&format!("RESET {};", crate::quote::ident(k)));
             }
         }
-        for (k, v) in wanted {
+        for (k, v) in wanted.iter() {
             if self.settings.get(k) != Some(v) {
                 sql.push_str(v);
                 sql.push(';');
@@ -410,7 +416,7 @@ impl Backend {
             }
         };
         for (k, v) in sets {
-            self.settings.insert(k.clone(), v.clone());
+            Arc::make_mut(&mut self.settings).insert(k.clone(), v.clone());
         }
         let mut reported = Vec::new();
         for f in frames.iter().filter(|f| f.tag == be::PARAMETER_STATUS) {
@@ -430,7 +436,10 @@ async fn unless_fallen<T>(
     fut: impl std::future::Future<Output = T>,
 ) -> Option<T> {
     match down {
+        // The operation first: one that is ready at once (a write into the socket's buffer)
+        // never registers with the health watch, whose registration costs a lock.
         Some(down) => tokio::select! {
+            biased;
             r = fut => Some(r),
             _ = down.wait_for(|g| *g != generation) => None,
         },

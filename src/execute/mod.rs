@@ -317,7 +317,10 @@ impl Shared {
         let name = &self.node_names[node];
         // Each stale connection found is dropped; a pool holds at most pool_size of them.
         for _ in 0..=self.config.pool_size {
+            // The pool first: an idle connection is taken without registering with the
+            // health watch.
             let got = tokio::select! {
+                biased;
                 r = pool.get_owned() => r,
                 _ = down.wait_for(|g| *g != generation) => return Err(health.down_error()),
             };

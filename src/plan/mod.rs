@@ -10,6 +10,7 @@ pub mod explain;
 pub mod fill;
 pub mod inline;
 pub mod insert;
+mod keyed;
 pub mod merge;
 pub mod moves;
 pub mod partition;

@@ -319,6 +319,19 @@ fn plan_statement(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> S
 }
 
 fn accesses(stmt: &Stmt, text: &str, values: &Values, map: &ShardMap) -> SgResult<Plan> {
+    match super::keyed::keyed(stmt, values, map) {
+        Some(p) => Ok(p),
+        None => general_accesses(stmt, text, values, map),
+    }
+}
+
+/// The plan of a statement over table accesses, however they are pinned.
+pub(super) fn general_accesses(
+    stmt: &Stmt,
+    text: &str,
+    values: &Values,
+    map: &ShardMap,
+) -> SgResult<Plan> {
     let default = map.default_node;
     let write = stmt.kind.is_write();
     let mut nodes = BTreeSet::new();

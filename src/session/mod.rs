@@ -48,7 +48,7 @@ pub struct Session<S> {
     rbuf: BytesMut,
     out: BytesMut,
     /// Session-level settings (SET), replayed on each worker connection it uses.
-    pub settings: BTreeMap<String, String>,
+    pub settings: crate::execute::backend::Settings,
     pub txn: txn::Held,
     pub statements: HashMap<String, Arc<extended::Prepared>>,
     /// What the prepared statements are assumed to hold (`analyze::cache::cost`), bounded.
@@ -85,7 +85,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             client,
             rbuf,
             out: BytesMut::with_capacity(OUT_FLUSH * 2),
-            settings,
+            settings: std::sync::Arc::new(settings),
             txn: txn::Held::default(),
             statements: HashMap::new(),
             statements_bytes: 0,
@@ -304,6 +304,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Records which worker connections a cancel would have to reach.
     pub fn publish_active(&self) {
         if let Ok(mut a) = self.active.lock() {
+            // Called for every message: most find the list as it was.
+            let conns = self.txn.conns.values();
+            if a.len() == conns.len()
+                && a.iter()
+                    .zip(conns)
+                    .all(|(x, c)| (x.1, x.2, x.3) == (c.port, c.cancel_key.0, c.cancel_key.1))
+            {
+                return;
+            }
             a.clear();
             for c in self.txn.conns.values() {
                 a.push((c.host.clone(), c.port, c.cancel_key.0, c.cancel_key.1));
@@ -328,7 +337,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let draining = *shutdown.borrow();
             let frame = match self.pending.take() {
                 Some(f) => Some(f),
+                // The client first: a message already buffered is read without registering
+                // with the shutdown watch every session shares.
                 None => tokio::select! {
+                    biased;
                     f = self.read_client() => f?,
                     _ = shutdown.changed(), if !draining => continue,
                 },

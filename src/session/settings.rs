@@ -4,11 +4,13 @@
 //! when the session uses it (`Backend::sync_settings`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
 use crate::error::{code, SgError, SgResult};
+use crate::execute::backend::Settings;
 
 /// Startup parameters that are not settings.
 const NOT_SETTINGS: [&str; 5] = [
@@ -117,7 +119,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// the block has the settings changed since marked unknown, so the next use sets them
     /// again to what the session has (PostgreSQL undid them on some connections, not on those
     /// that got them before their BEGIN).
-    pub(super) fn restore_settings(&mut self, before: BTreeMap<String, String>) {
+    pub(super) fn restore_settings(&mut self, before: Settings) {
         let changed: Vec<String> = before
             .keys()
             .chain(self.settings.keys())
@@ -126,7 +128,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .collect();
         for c in self.txn.conns.values_mut() {
             for k in &changed {
-                c.settings.insert(k.clone(), String::new());
+                Arc::make_mut(&mut c.settings).insert(k.clone(), String::new());
             }
         }
         self.settings = before;
@@ -163,7 +165,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             return Ok(());
         }
-        self.settings.insert(name.clone(), sql);
+        Arc::make_mut(&mut self.settings).insert(name.clone(), sql);
         let wanted = self.settings.clone();
         for n in others.iter().chain(std::iter::once(&node)) {
             if let Some(c) = self.txn.conns.get_mut(n) {

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
 use crate::error::{SgError, SgResult};
-use crate::execute::backend::Backend;
+use crate::execute::backend::{Backend, Settings};
 use crate::execute::pool::Pooled;
 use crate::plan::Plan;
 use crate::protocol::backend as be;
@@ -33,10 +33,10 @@ pub struct Txn {
     pub started: std::time::SystemTime,
     /// The session's settings when the block began: ROLLBACK brings them back, as PostgreSQL
     /// undoes a SET made inside a rolled-back transaction (guc.c, AtEOXact_GUC).
-    pub settings_before: BTreeMap<String, String>,
+    pub settings_before: Settings,
     /// Each SAVEPOINT: its name, the settings then and the length of `savepoints` after it,
     /// for ROLLBACK TO.
-    pub marks: Vec<(String, BTreeMap<String, String>, usize)>,
+    pub marks: Vec<(String, Settings, usize)>,
     /// Tables partitioning DDL of the block changed: the map changes at COMMIT, so until
     /// then statements naming them are refused (they would be placed by the old map).
     pub partitioned: BTreeSet<String>,
@@ -78,7 +78,7 @@ impl Isolation {
 }
 
 impl Txn {
-    pub fn new(begin: &str, implicit: bool, settings: &BTreeMap<String, String>) -> Txn {
+    pub fn new(begin: &str, implicit: bool, settings: &Settings) -> Txn {
         Txn {
             begin_sql: begin.to_string(),
             isolation: Isolation::of(begin, settings),

@@ -487,7 +487,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         .to_ascii_lowercase()
                         .starts_with("discard")
                     {
-                        self.settings.clear();
+                        self.settings = Default::default();
                         self.sql_prepared.clear();
                         self.txn.discard();
                         self.push(&be::command_complete("DISCARD ALL"));
@@ -517,12 +517,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 if !self.errored {
                     match action {
                         SetAction::Session(name) => {
-                            self.settings.insert(name.clone(), text.to_string());
+                            std::sync::Arc::make_mut(&mut self.settings)
+                                .insert(name.clone(), text.to_string());
                         }
                         SetAction::Reset(name) => {
-                            self.settings.remove(name);
+                            std::sync::Arc::make_mut(&mut self.settings).remove(name);
                         }
-                        SetAction::ResetAll => self.settings.clear(),
+                        SetAction::ResetAll => self.settings = Default::default(),
                         SetAction::Local => {
                             if let Some(t) = self.txn.txn.as_mut() {
                                 t.savepoints.push(text.to_string());
