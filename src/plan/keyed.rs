@@ -25,7 +25,7 @@ pub(super) fn keyed(stmt: &Stmt, values: &Values, map: &ShardMap) -> Option<Plan
         return None;
     };
     let t = map.get(&access.table)?;
-    // One shard of one: the general path notes "all 1 shards".
+    // A table of one shard: the general path notes it as "all 1 shards".
     if t.is_reference() || t.shard_count() < 2 {
         return None;
     }
